@@ -1,0 +1,1 @@
+"""The Kafka consumer group that scores log windows and writes alerts (``logprompt stream``)."""

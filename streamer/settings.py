@@ -1,0 +1,112 @@
+"""The streamer's one typed settings object.
+
+Sources, later ones winning: defaults, a TOML file (``--config`` or ``LOGPROMPT_CONFIG_FILE``),
+environment variables ``LOGPROMPT_<NAME>`` (nested: ``LOGPROMPT_KAFKA__SASL_PASSWORD``), and
+command-line flags. Secrets are ``SecretStr``: never logged, never in metrics.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseModel):
+    """Connection to the cluster; passed to librdkafka as its dotted keys."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    sasl_password_file: Path | None = None  # a mounted Secret; read at start
+    ssl_ca_location: Path | None = None
+    ssl_certificate_location: Path | None = None
+    ssl_key_location: Path | None = None
+    ssl_key_password: SecretStr | None = None
+    extra: dict[str, str] = Field(default_factory=dict)  # any other librdkafka key
+
+    def librdkafka_config(self) -> dict[str, str]:
+        """The dotted librdkafka keys, secrets included: pass it to clients, never log it."""
+        config: dict[str, str] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+        }
+        password = self.sasl_password.get_secret_value() if self.sasl_password else None
+        if self.sasl_password_file is not None:
+            password = self.sasl_password_file.read_text().strip()
+        optional = {
+            "sasl.mechanism": self.sasl_mechanism,
+            "sasl.username": self.sasl_username,
+            "sasl.password": password,
+            "ssl.ca.location": self.ssl_ca_location,
+            "ssl.certificate.location": self.ssl_certificate_location,
+            "ssl.key.location": self.ssl_key_location,
+            "ssl.key.password": (
+                self.ssl_key_password.get_secret_value() if self.ssl_key_password else None
+            ),
+        }
+        config.update({k: str(v) for k, v in optional.items() if v is not None})
+        config.update(self.extra)
+        return config
+
+
+class StreamerSettings(BaseSettings):
+    """Everything ``logprompt stream`` reads."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LOGPROMPT_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    input_topics: list[str] = Field(default_factory=lambda: ["logs"])
+    input_topic_regex: str | None = None  # e.g. "^logs\\..*"; used instead of input_topics
+    alerts_topic: str = "logprompt.alerts"
+    dead_letter_topic: str = "logprompt.dead-letter"
+    group_id: str = "logprompt-streamer"
+    transactional_id_prefix: str = "logprompt-streamer"
+    bundle_path: Path = Path("/models/current")
+    bundle_reload_interval_s: float = 30.0  # how often the bundle path is checked for a new one
+    execution_provider: Literal["auto", "cuda", "cpu"] = "auto"
+    intra_op_threads: int = 0  # 0: ONNX Runtime's default
+    max_batch_size: int = 64
+    max_batch_wait_ms: float = 20.0
+    score_cache_size: int = 100_000
+    max_inflight_windows: int = 10_000  # above this, partitions are paused (backpressure)
+    commit_interval_ms: int = 500  # one transaction per interval
+    idle_flush_s: float | None = None  # close all windows after this long without input
+    max_raw_lines_per_alert: int = 5
+    http_host: str = "0.0.0.0"
+    http_port: int = 8080  # /healthz, /readyz, /metrics
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    shutdown_timeout_s: float = 25.0  # finish the open transaction within the pod's grace period
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> StreamerSettings:
+    """Defaults < TOML file < environment < explicit overrides (command-line flags)."""
+    import os
+
+    path = config_file or (
+        Path(os.environ["LOGPROMPT_CONFIG_FILE"]) if "LOGPROMPT_CONFIG_FILE" in os.environ else None
+    )
+    file_values: dict[str, Any] = tomllib.loads(path.read_text()) if path else {}
+    env_values = StreamerSettings().model_dump(exclude_unset=True)
+    merged = _deep_merge(file_values, env_values)
+    merged = _deep_merge(merged, {k: v for k, v in overrides.items() if v is not None})
+    return StreamerSettings.model_validate(merged)
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
