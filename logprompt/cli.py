@@ -67,7 +67,17 @@ def broker_stop(
     typer.echo("broker stopped")
 
 
+def _register_subcommands() -> None:
+    """Each part registers its own commands; their heavy imports stay inside the commands."""
+    from streamer.cli import register as register_streamer
+    from training.cli import register as register_training
+
+    register_training(app)
+    register_streamer(app)
+
+
 def main() -> None:
+    _register_subcommands()
     app()
 
 

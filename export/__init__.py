@@ -1,0 +1,1 @@
+"""``export-onnx``: a trained checkpoint becomes a versioned, validated ONNX model bundle."""

@@ -1,0 +1,1 @@
+"""Offline prompt-tuning of the PLM on labelled logs (LogPrompt), baselines and evaluation."""
