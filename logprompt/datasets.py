@@ -109,10 +109,7 @@ def read_bgl_templated(path: Path, limit: int | None = None) -> Iterator[tuple[s
 
 def read_openstack(root: Path) -> tuple[list[RawRecord], dict[str, int]]:
     """OpenStack sequences as JSON records, instance by instance, with per-instance labels."""
-    templates = [
-        line.split(",", 1)[0] if False else line.rstrip("\n")
-        for line in (root / "OpenStack_templates.csv").read_text().splitlines()
-    ]
+    templates = (root / "OpenStack_templates.csv").read_text().splitlines()
     records: list[RawRecord] = []
     labels: dict[str, int] = {}
     for file, label in (("openstack_train", 0), ("openstack_test_normal", 0),
@@ -240,7 +237,8 @@ def window_label(window: Window, session_labels: dict[str, int] | None) -> int:
 
 
 # -- named data sets ------------------------------------------------------------------------------
-DATASET_NAMES = ("hdfs", "hdfs_2k", "bgl_templated", "bgl_2k", "thunderbird_2k", "openstack")
+DATASET_NAMES = ("hdfs", "hdfs_2k", "bgl_templated", "bgl_2k", "thunderbird_2k", "openstack",
+                 "synthetic")
 
 
 def load_dataset(name: str, root: Path | None = None, config: PipelineConfig | None = None,
@@ -274,6 +272,14 @@ def load_dataset(name: str, root: Path | None = None, config: PipelineConfig | N
             for r in read_lines(_need(file), limit=limit)
         ]
         return build_dataset(name, config, split_by_position(records, fractions))
+    if name == "synthetic":
+        from logprompt import synthetic
+
+        config = config or preset("synthetic")
+        lines, labels = synthetic.generate(n_sessions=limit or 2000)
+        records = [RawRecord(value, Position("synthetic", 0, i))
+                   for i, value in enumerate(synthetic.json_lines(lines))]
+        return build_dataset(name, config, split_by_session(records, config, fractions), labels)
     if name == "openstack":
         config = config or preset("openstack")
         records, labels = read_openstack(_need(root / "openstack"))

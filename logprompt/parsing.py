@@ -28,13 +28,14 @@ from drain3.masking import LogMasker, MaskingInstruction
 from pydantic import BaseModel, ConfigDict, Field
 
 PARAM = "<*>"
+_ADJACENT_PARAMS = re.compile(r"(?:<\*>){2,}")
 
-# Named masks; order matters (longer, more specific patterns first).
+# Named masks; ParserConfig.masks gives the order (longer, more specific patterns first).
 MASK_PATTERNS: dict[str, str] = {
-    "hdfs_block": r"blk_-?\d+",
     "uuid": r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b",
-    "ip_port": r"/?\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b",
     "path": r"(?<![\w<])(?:/[\w.\-]+){2,}/?",
+    "hdfs_block": r"blk_-?\d+",
+    "ip_port": r"/?\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b",
     "hex": r"\b0[xX][0-9a-fA-F]+\b|\b[0-9a-fA-F]{8,}\b",
     "number": r"(?<![\w<])[-+]?\d+(?:\.\d+)?(?![\w>])",
 }
@@ -45,7 +46,7 @@ class ParserConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    masks: tuple[str, ...] = ("hdfs_block", "uuid", "ip_port", "path", "hex", "number")
+    masks: tuple[str, ...] = ("uuid", "path", "hdfs_block", "ip_port", "hex", "number")
     extra_masks: dict[str, str] = Field(default_factory=dict)  # name -> regex, applied last
     # Regex with a named group `content`: the part of a line Drain sees (headers dropped).
     content_regex: str | None = None
@@ -104,7 +105,7 @@ class _Preprocessor:
         return message.strip()
 
     def masked_tokens(self, message: str) -> list[str]:
-        masked = self._masker.mask(self.content(message))
+        masked = _ADJACENT_PARAMS.sub(PARAM, self._masker.mask(self.content(message)))
         for delimiter in self.config.extra_delimiters:
             masked = masked.replace(delimiter, " ")
         return masked.split()

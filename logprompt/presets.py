@@ -72,8 +72,13 @@ JSON_LOGS = PipelineConfig(
     window=WindowConfig(kind="session", gap_s=60.0, max_events=64),
 )
 
+# The demo's synthetic service logs (logprompt.synthetic): one session per request id; a request
+# lasts well under a second, so a 5-second gap closes it soon after its last line.
+SYNTHETIC = JSON_LOGS.model_copy(update={
+    "name": "synthetic", "window": WindowConfig(kind="session", gap_s=5.0, max_events=64)})
+
 PRESETS: dict[str, PipelineConfig] = {
-    p.name: p for p in (HDFS, BGL_RAW, BGL_TEMPLATED, THUNDERBIRD, OPENSTACK, JSON_LOGS)
+    p.name: p for p in (HDFS, BGL_RAW, BGL_TEMPLATED, THUNDERBIRD, OPENSTACK, JSON_LOGS, SYNTHETIC)
 }
 
 

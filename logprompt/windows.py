@@ -11,8 +11,8 @@ Lateness (session windows): the watermark is the highest event time seen minus
 ``allowed_lateness_s``. A session closes when the watermark passes its last event time plus
 ``gap_s``. A record for a key with an open session always joins it, even out of order (windows
 keep arrival order, which is Kafka order). A record older than ``watermark - gap_s`` for a key
-without an open session is *late*: counted, and with ``late_policy='window'`` it opens a session
-that the next watermark advance closes; with ``'drop'`` it is dropped (counted in ``stats``).
+without an open session is *late*: counted, and with ``late_policy='window'`` it is emitted at
+once as a window of its own; with ``'drop'`` it is dropped (counted in ``stats``).
 Records without an event time take the current watermark.
 """
 
@@ -140,7 +140,7 @@ class _KeyState:
     events: deque[Event] = field(default_factory=deque)
     since_emit: int = 0  # sliding: events added since the last emitted window
     last_time: float = -math.inf  # session: event time of the latest event
-    version: int = 0  # session: bumps on every event; stale heap entries are skipped
+    version: int = 0  # session: the latest event's sequence number; stale heap entries skip
 
 
 class Windower:
@@ -152,6 +152,7 @@ class Windower:
         self._keys: OrderedDict[str, _KeyState] = OrderedDict()  # least recently active first
         self._deadlines: list[tuple[float, int, str]] = []  # session: (close time, version, key)
         self._max_time = -math.inf
+        self._sequence = 0  # session: numbers events so stale deadlines can be recognised
 
     # -- public API -----------------------------------------------------------------------
     @property
@@ -242,7 +243,8 @@ class Windower:
         state = self._touch(event.key)
         state.events.append(event)
         state.last_time = max(state.last_time, ts)
-        state.version += 1
+        self._sequence += 1
+        state.version = self._sequence
         heapq.heappush(self._deadlines, (state.last_time + cfg.gap_s, state.version, event.key))
         if len(state.events) >= cfg.max_events:
             out.append(self._emit(event.key, tuple(state.events), "max_events", event.position))

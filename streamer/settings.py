@@ -86,6 +86,22 @@ class StreamerSettings(BaseSettings):
     http_port: int = 8080  # /healthz, /readyz, /metrics
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     shutdown_timeout_s: float = 25.0  # finish the open transaction within the pod's grace period
+    # --- added by the streamer (issue 6); names above are used by the k8s ConfigMap ---
+    # This instance's stable name: transactional.id = f"{transactional_id_prefix}-{instance_id}"
+    # (a restart with the same name fences its zombie and aborts its open transaction at once).
+    # None: the host name (a StatefulSet pod name is stable across restarts).
+    instance_id: str | None = None
+    static_membership: bool = False  # group.instance.id = instance_id (restart without rebalance)
+    session_timeout_ms: int = 45_000
+    transaction_timeout_ms: int = 60_000
+    # "module:callable" taking (path, execution_provider=, intra_op_threads=) and returning a
+    # scorer; the default is the serving loader. Tests and custom models may name another.
+    bundle_loader: str = "logprompt.bundle:load_bundle"
+    bundle_variant: Literal["int8", "fp32"] | None = None  # None: the loader's default
+    threshold_override: float | None = None  # replaces the bundle's threshold (documented knob)
+    dead_letter_max_value_bytes: int = 1_000_000  # longer values are cut (header says so)
+    max_poll_records: int = 500  # records taken from the consumer per poll call
+    lag_refresh_s: float = 5.0  # how often the consumer-lag gauge is recomputed
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> StreamerSettings:

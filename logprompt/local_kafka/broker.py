@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import re
 import shutil
@@ -240,10 +241,8 @@ class LocalKafkaBroker:
         pid = self._process.pid if self._process else _read_pid(self.pid_path)
         if pid is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline and _alive(pid, self._process):
             time.sleep(0.2)

@@ -7,6 +7,7 @@ consumer groups from the factory fixtures, so tests never see each other's data.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -58,10 +59,8 @@ def make_topic(kafka_admin: AdminClient) -> Iterator[Callable[..., str]]:
     yield factory
     if created:
         for future in kafka_admin.delete_topics(created).values():
-            try:
+            with contextlib.suppress(Exception):  # cleanup must not fail the test
                 future.result(timeout=30)
-            except Exception:  # noqa: BLE001 - cleanup must not fail the test
-                pass
 
 
 @pytest.fixture

@@ -1,0 +1,75 @@
+"""The one typed training configuration; a TOML file and CLI flags fill it, and it is saved
+next to the checkpoint (``train_config.json`` and inside ``checkpoint.json``)."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from training.data import LabelBudget
+from training.losses import LossName
+from training.model import DEFAULT_VERBALIZER, Mode
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # data
+    dataset: str = "hdfs"
+    datasets_root: Path | None = None
+    output: Path = Path("runs/latest")
+    label_budget: LabelBudget = Field(default_factory=LabelBudget)
+    label_sample: int = 0
+    # model and prompt
+    base_model: str | None = None  # local HF encoder dir; None: all-MiniLM-L6-v2
+    mode: Mode = "full"
+    prompt_template: str = "semantic_sequential"
+    max_length: int = 128
+    sem_share: float = 0.5
+    soft_tokens: int = 2
+    verbalizer: dict[str, tuple[str, ...]] = Field(
+        default_factory=lambda: dict(DEFAULT_VERBALIZER))
+    # optimisation
+    loss: LossName = "focal"
+    focal_alpha: float = 0.75
+    focal_gamma: float = 2.0
+    seed: int = 0
+    epochs: int = 10
+    min_steps: int = 60  # small budgets: at least this many updates
+    max_steps: int | None = None  # hard cap (tests, smoke runs)
+    batch_size: int = 16
+    eval_batch_size: int = 64
+    lr_encoder: float = 5e-5
+    lr_head: float = 1e-3
+    weight_decay: float = 0.01
+    warmup: float = 0.1
+    clip: float = 1.0
+    eval_every: int | None = None  # steps; None: once per epoch (and at the end)
+    patience: int | None = None  # evaluations without a better val F1 before stopping
+    # runtime
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int = 2
+    resumable: bool = True  # write state/ (weights, optimizer, step) at every evaluation
+    progress: bool = True
+    evaluate_test: bool = True  # score the test split once, at the end, with the best weights
+
+
+def load_config(path: Path | None, overrides: dict[str, Any]) -> TrainConfig:
+    """Defaults, then the TOML file, then the flags that were given (None = not given)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        data = tomllib.loads(path.read_text())
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key.startswith("label_budget."):
+            data.setdefault("label_budget", {})[key.split(".", 1)[1]] = value
+        else:
+            data[key] = value
+    budget = data.get("label_budget")
+    if isinstance(budget, dict) and "count" in budget and "fraction" not in budget:
+        budget["fraction"] = None
+    return TrainConfig.model_validate(data)
