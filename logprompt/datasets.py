@@ -244,7 +244,12 @@ DATASET_NAMES = ("hdfs", "hdfs_2k", "bgl_templated", "bgl_2k", "thunderbird_2k",
 def load_dataset(name: str, root: Path | None = None, config: PipelineConfig | None = None,
                  fractions: tuple[float, float, float] = (0.6, 0.2, 0.2),
                  limit: int | None = None) -> Dataset:
-    """Load a named data set as labelled windows. Raises FileNotFoundError when absent."""
+    """Load a named data set, or a data set spec file (``*.toml``, see :mod:`logprompt.spec`),
+    as labelled windows. Raises FileNotFoundError when its files are absent."""
+    if name.endswith(".toml"):
+        from logprompt.spec import load_spec_dataset
+
+        return load_spec_dataset(Path(name), limit=limit)
     root = root or default_datasets_root()
     if name in ("hdfs", "hdfs_2k"):
         stem = "HDFS_2pct" if name == "hdfs" else "HDFS_2k"

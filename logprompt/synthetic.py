@@ -28,6 +28,11 @@ class SyntheticLine:
     level: str
     message: str
 
+    def to_text(self) -> bytes:
+        """A plain-text form no preset knows: ``<iso time> <service> <level> [<source>] msg``."""
+        when = datetime.fromtimestamp(self.timestamp, UTC).isoformat(timespec="milliseconds")
+        return f"{when} {self.service} {self.level} [{self.source}] {self.message}".encode()
+
     def to_json(self) -> bytes:
         return orjson.dumps({
             "timestamp": datetime.fromtimestamp(self.timestamp, UTC).isoformat(timespec="milliseconds"),
