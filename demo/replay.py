@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, Message, Producer
 from tqdm import tqdm
 
 from logprompt.datasets import read_lines
@@ -51,7 +51,7 @@ def replay(values: Iterable[bytes], topic: str, bootstrap: str, config: Pipeline
     stats = ReplayStats()
     errors: list[str] = []
 
-    def delivered(err: object, _msg: object) -> None:
+    def delivered(err: KafkaError | None, _msg: Message) -> None:
         if err is not None:
             errors.append(str(err))
 
@@ -60,10 +60,11 @@ def replay(values: Iterable[bytes], topic: str, bootstrap: str, config: Pipeline
     for value in values:
         key, timestamp = record_key(value, config)
         stats.undecodable += key is None and timestamp is None
-        kwargs = {"timestamp": int(timestamp * 1000)} if keep_timestamps and timestamp else {}
+        produce_ms = int(timestamp * 1000) if keep_timestamps and timestamp else 0  # 0: now
         while True:
             try:
-                producer.produce(topic, value=value, key=key, on_delivery=delivered, **kwargs)
+                producer.produce(topic, value=value, key=key, on_delivery=delivered,
+                                 timestamp=produce_ms)
                 break
             except BufferError:  # local queue full: let deliveries drain
                 producer.poll(0.05)

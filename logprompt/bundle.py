@@ -109,7 +109,7 @@ class Verbalizer(_Frozen):
 class TrainingInfo(_Frozen):
     dataset: str
     base_model: str
-    split: str = "test"  # the split the recorded metrics come from
+    split: str = "test"  # held-out split of the headline metrics (threshold set on val)
     label_budget: Any = None
     label_sample: Any = None
     metrics: dict[str, Any] = Field(default_factory=dict)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from streamer.exceptions import BundleLoadError
-from streamer.scoring import Scorer
+from streamer.scoring import Scorer, ThresholdOverride
 from streamer.settings import StreamerSettings
 
 MANIFEST_NAME = "manifest.json"
@@ -46,7 +46,7 @@ def load_scorer(settings: StreamerSettings, path: Path | None = None) -> Scorer:
         raise BundleLoadError(f"cannot load the model bundle at {path}: "
                               f"{type(exc).__name__}: {exc}") from exc
     if settings.threshold_override is not None:
-        scorer.threshold = settings.threshold_override
+        scorer = cast(Scorer, ThresholdOverride(scorer, settings.threshold_override))
     validate(scorer, path)
     return scorer
 

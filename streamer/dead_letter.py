@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 from logprompt.records import DecodeError
 
+Header = tuple[str, str | bytes | None]
+
 REASON = "logprompt.error.reason"
 DETAIL = "logprompt.error.detail"
 TOPIC = "logprompt.source.topic"
@@ -29,13 +31,13 @@ ORIGINAL_BYTES = "logprompt.value.original_bytes"
 class DeadLetter:
     key: bytes | None
     value: bytes | None
-    headers: list[tuple[str, bytes]]
+    headers: list[Header]
 
 
 def dead_letter(error: DecodeError, key: bytes | None, value: bytes | None, topic: str,
                 partition: int, offset: int, timestamp_ms: int | None,
                 max_value_bytes: int) -> DeadLetter:
-    headers = [
+    headers: list[Header] = [
         (REASON, error.reason.encode()),
         (DETAIL, error.detail[:1000].encode("utf-8", "replace")),
         (TOPIC, topic.encode()),

@@ -28,17 +28,39 @@ from streamer.metrics import StreamerMetrics
 class Scorer(Protocol):
     """What the streamer needs from a loaded model bundle (``logprompt.bundle.BundleScorer``)."""
 
-    manifest: Any
-    pipeline_config: PipelineConfig
-    table: TemplateTable
-    encoder: PromptEncoder
-    threshold: float
-    model_version: str
-    providers: list[str]
+    @property
+    def manifest(self) -> Any: ...
+    @property
+    def pipeline_config(self) -> PipelineConfig: ...
+    @property
+    def table(self) -> TemplateTable: ...
+    @property
+    def encoder(self) -> PromptEncoder: ...
+    @property
+    def threshold(self) -> float: ...
+    @property
+    def model_version(self) -> str: ...
+    @property
+    def providers(self) -> Sequence[str]: ...
 
     def score(self, prompts: Sequence[EncodedPrompt]) -> np.ndarray: ...
 
     def score_windows(self, windows: Sequence[Window]) -> np.ndarray: ...
+
+
+class ThresholdOverride:
+    """A scorer with another threshold (``threshold_override``); everything else delegated."""
+
+    def __init__(self, scorer: Scorer, threshold: float) -> None:
+        self._scorer = scorer
+        self._threshold = threshold
+
+    @property
+    def threshold(self) -> float:
+        return self._threshold
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._scorer, name)
 
 
 class ScoreCache:

@@ -11,6 +11,8 @@ import itertools
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,29 +76,32 @@ def _find_tool(env: str, cached: Path, name: str) -> str | None:
 
 @pytest.fixture(scope="session")
 def kustomize() -> str:
-    path = _find_tool(
-        "KUSTOMIZE", TOOLS_DIR / f"kustomize-{KUSTOMIZE_VERSION}" / "kustomize", "kustomize"
-    )
+    path = _find_tool("KUSTOMIZE", TOOLS_DIR / f"kustomize-{KUSTOMIZE_VERSION}" / "kustomize", "kustomize")
     if path is None:
-        pytest.skip(f"kustomize not found: run k8s/tools/install-kustomize.sh (or set $KUSTOMIZE)")
+        pytest.skip("kustomize not found: run k8s/tools/install-kustomize.sh (or set $KUSTOMIZE)")
     return path
 
 
 @pytest.fixture(scope="session")
 def checkov() -> str:
-    path = _find_tool("CHECKOV", TOOLS_DIR / f"checkov-{CHECKOV_VERSION}" / "bin" / "checkov",
-                      "checkov")
+    path = _find_tool("CHECKOV", TOOLS_DIR / f"checkov-{CHECKOV_VERSION}" / "bin" / "checkov", "checkov")
     if path is None:
         pytest.skip("checkov not found: run k8s/tools/install-checkov.sh (or set $CHECKOV)")
     return path
 
 
-def build(kustomize: str, path: Path) -> list[dict[str, Any]]:
+def _build(kustomize: str, path: Path) -> list[dict[str, Any]]:
     out = subprocess.run(
         [kustomize, "build", str(path)], capture_output=True, text=True, check=False, timeout=60
     )
     assert out.returncode == 0, f"kustomize build {path} failed:\n{out.stderr}"
     return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
+
+
+@pytest.fixture(scope="session")
+def build(kustomize: str) -> Callable[[Path], list[dict[str, Any]]]:
+    """`kustomize build PATH`, parsed."""
+    return lambda path: _build(kustomize, path)
 
 
 @pytest.fixture(scope="session")
@@ -106,8 +111,8 @@ def rendered(kustomize: str, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     A combination is a throwaway kustomization in a temporary folder, as a user would write
     it: kustomize wants relative paths to other kustomizations, so they go up to the repo.
     """
-    out: dict[str, list[dict]] = {}
     root = tmp_path_factory.mktemp("kustomize")
+    folders: dict[str, Path] = {name: K8S / name for name in STANDALONE}
     for combo in all_combos():
         folder = root / combo.id
         folder.mkdir()
@@ -119,19 +124,13 @@ def rendered(kustomize: str, tmp_path_factory: pytest.TempPathFactory) -> dict[s
             "components": [str(rel / "components" / c) for c in combo.components],
         }
         (folder / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
-        out[combo.id] = build(kustomize, folder)
-    for name in STANDALONE:
-        out[name] = build(kustomize, K8S / name)
-    return out
+        folders[combo.id] = folder
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        docs = list(pool.map(lambda folder: _build(kustomize, folder), folders.values()))
+    return dict(zip(folders, docs, strict=True))
 
 
-def one(docs: list[dict], kind: str, name: str | None = None) -> dict:
-    found = [
-        d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)
-    ]
-    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
-    return found[0]
-
-
-def kinds(docs: list[dict]) -> list[str]:
-    return [d["kind"] for d in docs]
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`combo_id`: one test per overlay + components combination."""
+    if "combo_id" in metafunc.fixturenames:
+        metafunc.parametrize("combo_id", [c.id for c in all_combos()])

@@ -8,6 +8,10 @@ there, so they get a structural check of apiVersion, kind and required fields in
 from __future__ import annotations
 
 import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
@@ -15,25 +19,36 @@ import pytest
 import yaml
 
 from streamer.settings import StreamerSettings
-from tests.k8s.conftest import K8S, all_combos, kinds, one
 
+K8S = Path(__file__).resolve().parents[2] / "k8s"
 K8S_VERSION = "1.33.0"
+SCALERS = {"keda": "ScaledObject", "hpa": "HorizontalPodAutoscaler"}
 
 # apiVersion/kind -> required paths (dotted) for the custom resources we ship.
 CRD_REQUIRED: dict[tuple[str, str], tuple[str, ...]] = {
     ("keda.sh/v1alpha1", "ScaledObject"): (
-        "metadata.name", "spec.scaleTargetRef.name", "spec.triggers", "spec.maxReplicaCount",
+        "metadata.name",
+        "spec.scaleTargetRef.name",
+        "spec.triggers",
+        "spec.maxReplicaCount",
     ),
     ("keda.sh/v1alpha1", "TriggerAuthentication"): ("metadata.name",),
     ("monitoring.coreos.com/v1", "ServiceMonitor"): (
-        "metadata.name", "spec.selector.matchLabels", "spec.endpoints",
+        "metadata.name",
+        "spec.selector.matchLabels",
+        "spec.endpoints",
     ),
     ("kafka.strimzi.io/v1beta2", "KafkaTopic"): (
-        "metadata.name", "metadata.labels.strimzi.io/cluster", "spec.partitions", "spec.replicas",
+        "metadata.name",
+        "metadata.labels.strimzi.io/cluster",
+        "spec.partitions",
+        "spec.replicas",
         "spec.config",
     ),
     ("kafka.strimzi.io/v1beta2", "KafkaUser"): (
-        "metadata.name", "metadata.labels.strimzi.io/cluster", "spec.authentication.type",
+        "metadata.name",
+        "metadata.labels.strimzi.io/cluster",
+        "spec.authentication.type",
         "spec.authorization.acls",
     ),
 }
@@ -53,13 +68,28 @@ def _get(obj: dict[str, Any], dotted: str) -> Any:
     return obj
 
 
-def _all_docs(rendered: dict[str, list[dict]]) -> list[tuple[str, dict]]:
-    return [(name, doc) for name, docs in rendered.items() for doc in docs]
+def one(docs: list[dict], kind: str, name: str | None = None) -> dict:
+    found = [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
+    return found[0]
+
+
+def kinds(docs: list[dict]) -> list[str]:
+    return [d["kind"] for d in docs]
+
+
+def _unique_docs(rendered: dict[str, list[dict]]) -> list[tuple[str, dict]]:
+    """Each distinct object once (most are the same in every combination), with a source."""
+    seen: dict[str, tuple[str, dict]] = {}
+    for name, docs in rendered.items():
+        for doc in docs:
+            seen.setdefault(json.dumps(doc, sort_keys=True), (name, doc))
+    return list(seen.values())
 
 
 def test_every_object_is_valid(rendered: dict[str, list[dict]]) -> None:
     errors = []
-    for name, doc in _all_docs(rendered):
+    for name, doc in _unique_docs(rendered):
         key = (doc["apiVersion"], doc["kind"])
         what = f"{name}: {doc['kind']}/{doc['metadata'].get('name')}"
         if key in CRD_REQUIRED:
@@ -81,16 +111,15 @@ def test_every_object_is_valid(rendered: dict[str, list[dict]]) -> None:
     assert not errors, "\n".join(errors)
 
 
-def test_every_combination_rendered(rendered: dict[str, list[dict]]) -> None:
-    assert {c.id for c in all_combos()} <= rendered.keys()
-    for combo in all_combos():
-        docs = rendered[combo.id]
-        assert ("ScaledObject" in kinds(docs)) == ("keda" in combo.components)
-        assert ("HorizontalPodAutoscaler" in kinds(docs)) == ("hpa" in combo.components)
-        assert ("ServiceMonitor" in kinds(docs)) == ("servicemonitor" in combo.components)
-        assert ("PersistentVolumeClaim" in kinds(docs)) != ("bundle-init" in combo.components)
-        namespaces = {d["metadata"].get("namespace") for d in docs if d["kind"] != "Namespace"}
-        assert namespaces == {"logprompt"}, f"{combo.id}: {namespaces}"
+def test_every_combination_rendered(rendered: dict[str, list[dict]], combo_id: str) -> None:
+    overlay, *components = combo_id.split("+")
+    docs = rendered[combo_id]
+    for component, kind in SCALERS.items():
+        assert (kind in kinds(docs)) == (component in components)
+    assert ("ServiceMonitor" in kinds(docs)) == ("servicemonitor" in components)
+    assert ("PersistentVolumeClaim" in kinds(docs)) != ("bundle-init" in components)
+    namespaces = {d["metadata"].get("namespace") for d in docs if d["kind"] != "Namespace"}
+    assert namespaces == {"logprompt"}, f"{combo_id}: {namespaces}"
 
 
 def _env(docs: list[dict]) -> dict[str, str]:
@@ -105,7 +134,7 @@ def test_configmap_is_valid_streamer_settings(
     rendered: dict[str, list[dict]], overlay: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = _env(rendered[overlay])
-    for key in list(__import__("os").environ):
+    for key in list(os.environ):
         if key.startswith("LOGPROMPT_"):
             monkeypatch.delenv(key)
     for key, value in env.items():
@@ -124,9 +153,8 @@ def test_configmap_is_valid_streamer_settings(
     assert settings.execution_provider == {"cpu": "cpu", "gpu": "cuda"}[overlay]
 
 
-@pytest.mark.parametrize("combo", [c.id for c in all_combos()])
-def test_deployment_matches_settings(rendered: dict[str, list[dict]], combo: str) -> None:
-    docs = rendered[combo]
+def test_deployment_matches_settings(rendered: dict[str, list[dict]], combo_id: str) -> None:
+    docs = rendered[combo_id]
     env = _env(docs)
     pod = one(docs, "Deployment", "logprompt-streamer")["spec"]["template"]["spec"]
     (container,) = pod["containers"]
@@ -156,9 +184,9 @@ def test_deployment_matches_settings(rendered: dict[str, list[dict]], combo: str
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
 
-    gpu = combo.startswith("gpu")
+    gpu = combo_id.startswith("gpu")
     assert ("nvidia.com/gpu" in container["resources"]["limits"]) == gpu
-    assert container["image"].endswith(("-gpu:0.1.0" if gpu else "-cpu:0.1.0"))
+    assert container["image"].endswith("-gpu:0.1.0" if gpu else "-cpu:0.1.0")
     assert bool(pod.get("tolerations")) == gpu
 
 
@@ -188,7 +216,8 @@ def test_strimzi_topics_and_acls_match_settings(rendered: dict[str, list[dict]])
     inputs = json.loads(env["LOGPROMPT_INPUT_TOPICS"])
     outputs = [env["LOGPROMPT_ALERTS_TOPIC"], env["LOGPROMPT_DEAD_LETTER_TOPIC"]]
     assert {d["metadata"]["name"] for d in docs if d["kind"] == "KafkaTopic"} == {
-        *inputs, *outputs,
+        *inputs,
+        *outputs,
     }
     for topic in (d for d in docs if d["kind"] == "KafkaTopic"):
         assert topic["spec"]["config"]["cleanup.policy"] == "delete"
@@ -197,15 +226,17 @@ def test_strimzi_topics_and_acls_match_settings(rendered: dict[str, list[dict]])
     assert user["spec"]["authentication"]["type"] == "scram-sha-512"
     assert env["LOGPROMPT_KAFKA__SASL_MECHANISM"] == "SCRAM-SHA-512"
     acls = {
-        (a["resource"]["type"], a["resource"]["name"], a["resource"].get("patternType", "literal")):
-        set(a["operations"])
+        (a["resource"]["type"], a["resource"]["name"], a["resource"].get("patternType", "literal")): set(
+            a["operations"]
+        )
         for a in user["spec"]["authorization"]["acls"]
     }
     expected = {("topic", t, "literal"): {"Read", "Describe"} for t in inputs}
     expected[("group", env["LOGPROMPT_GROUP_ID"], "literal")] = {"Read", "Describe"}
     expected |= {("topic", t, "literal"): {"Write", "Describe"} for t in outputs}
     expected[("transactionalId", env["LOGPROMPT_TRANSACTIONAL_ID_PREFIX"], "prefix")] = {
-        "Write", "Describe",
+        "Write",
+        "Describe",
     }
     assert acls == expected  # least privilege: nothing more
 
@@ -221,17 +252,13 @@ def test_network_policy(rendered: dict[str, list[dict]]) -> None:
     assert ports == {53, broker_port}
 
 
-def test_config_change_renames_configmap(kustomize: str, tmp_path: Any) -> None:
+def test_config_change_renames_configmap(build: Callable[[Path], list[dict]], tmp_path: Path) -> None:
     """The generator's hash suffix is what rolls the pods when a setting changes."""
-    import shutil
-
-    from tests.k8s.conftest import build
-
     shutil.copytree(K8S, tmp_path / "k8s")
-    before = _env_name(build(kustomize, tmp_path / "k8s/overlays/cpu"))
+    before = _env_name(build(tmp_path / "k8s/overlays/cpu"))
     env_file = tmp_path / "k8s/base/streamer.env"
     env_file.write_text(env_file.read_text().replace("LOG_LEVEL=INFO", "LOG_LEVEL=DEBUG"))
-    after = _env_name(build(kustomize, tmp_path / "k8s/overlays/cpu"))
+    after = _env_name(build(tmp_path / "k8s/overlays/cpu"))
     assert before != after
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import sys
 import tarfile
 import tempfile
@@ -33,16 +34,19 @@ def fetch(url: str, sha256: str, bundle_dir: Path) -> Path:
             raise ValueError(f"{url}: sha256 {digest.hexdigest()} != expected {sha256}")
         target = bundle_dir / sha256.lower()[:12]
         staging = Path(tempfile.mkdtemp(dir=bundle_dir, prefix=".staging-"))
-        with tarfile.open(tmp.name) as tar:
-            tar.extractall(staging, filter="data")  # refuses absolute paths, links out, devices
-    # A tarball of the directory itself (bundle/manifest.json) or of its content: accept both.
-    entries = list(staging.iterdir())
-    root = entries[0] if len(entries) == 1 and entries[0].is_dir() else staging
-    missing = [name for name in REQUIRED_FILES if not (root / name).is_file()]
-    if missing:
-        raise ValueError(f"{url}: bundle lacks {', '.join(missing)}")
-    if not target.exists():
-        root.rename(target)
+        try:
+            with tarfile.open(tmp.name) as tar:
+                tar.extractall(staging, filter="data")  # refuses absolute paths, links out
+            # A tarball of the directory itself (bundle/manifest.json) or of its content.
+            entries = list(staging.iterdir())
+            root = entries[0] if len(entries) == 1 and entries[0].is_dir() else staging
+            missing = [name for name in REQUIRED_FILES if not (root / name).is_file()]
+            if missing:
+                raise ValueError(f"{url}: bundle lacks {', '.join(missing)}")
+            if not target.exists():
+                root.rename(target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     link = bundle_dir / ".current.tmp"
     link.unlink(missing_ok=True)
     link.symlink_to(target.name)
