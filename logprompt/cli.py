@@ -69,11 +69,13 @@ def broker_stop(
 
 def _register_subcommands() -> None:
     """Each part registers its own commands; their heavy imports stay inside the commands."""
+    from demo.cli import register as register_demo
     from streamer.cli import register as register_streamer
     from training.cli import register as register_training
 
     register_training(app)
     register_streamer(app)
+    register_demo(app)
 
 
 def main() -> None:
