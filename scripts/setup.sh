@@ -26,4 +26,7 @@ fi
 # pip's cache (~/.cache/pip) serves torch and the CUDA wheels on later runs.
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[train,dev]'
+# Tools of the k8s tests, cached in ~/.cache/logprompt-tools (pinned; idempotent).
+bash k8s/tools/install-kustomize.sh >/dev/null
+PYTHON=$PYTHON bash k8s/tools/install-checkov.sh >/dev/null
 echo "setup done: $(.venv/bin/python -c 'import onnxruntime as o; print("onnxruntime", o.__version__, o.get_available_providers())')"

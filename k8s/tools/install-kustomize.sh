@@ -22,8 +22,8 @@ tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
 if command -v go >/dev/null 2>&1; then
-  # The module cache and GOBIN are private to this install, so nothing else is touched.
-  GOBIN="$tmp/bin" GOFLAGS=-mod=mod CGO_ENABLED=0 \
+  # GOBIN is a temporary folder: nothing lands in ~/go/bin. The go.sum database checks the code.
+  GOBIN="$tmp/bin" CGO_ENABLED=0 \
     go install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION" >&2
   mv "$tmp/bin/kustomize" "$BIN.partial"
 else

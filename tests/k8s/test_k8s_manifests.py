@@ -129,28 +129,52 @@ def _env(docs: list[dict]) -> dict[str, str]:
     return one(docs, "ConfigMap", ref["configMapRef"]["name"])["data"]
 
 
+def _load_settings_from(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> tuple[StreamerSettings, list[str]]:
+    """The settings the streamer would build from `env` alone, and the keys it did not read.
+
+    extra="forbid" rejects an unknown nested name (LOGPROMPT_KAFKA__TYPO) but pydantic-settings
+    silently ignores an unknown top-level one (LOGPROMPT_TYPO): hence the second list.
+    """
+    for key in list(os.environ):
+        if key.startswith("LOGPROMPT_"):
+            monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    settings = StreamerSettings()
+    set_fields = settings.model_dump(exclude_unset=True)
+    unread = []
+    for key in env:
+        node: Any = set_fields
+        for part in key.removeprefix("LOGPROMPT_").lower().split("__"):
+            if not (isinstance(node, dict) and part in node):
+                unread.append(key)
+                break
+            node = node[part]
+    return settings, unread
+
+
 @pytest.mark.parametrize("overlay", ["cpu", "gpu"])
 def test_configmap_is_valid_streamer_settings(
     rendered: dict[str, list[dict]], overlay: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = _env(rendered[overlay])
-    for key in list(os.environ):
-        if key.startswith("LOGPROMPT_"):
-            monkeypatch.delenv(key)
-    for key, value in env.items():
-        assert key.startswith("LOGPROMPT_"), key
-        monkeypatch.setenv(key, value)
-    settings = StreamerSettings()  # extra="forbid": an unknown LOGPROMPT_ name fails here
-    # Each key is a field (or a nested field) the streamer really has, and was read.
-    set_fields = settings.model_dump(exclude_unset=True)
-    for key in env:
-        path = key.removeprefix("LOGPROMPT_").lower().split("__")
-        node: Any = set_fields
-        for part in path:
-            assert isinstance(node, dict) and part in node, f"{key} did not set a field"
-            node = node[part]
+    assert all(key.startswith("LOGPROMPT_") for key in env), sorted(env)
+    settings, unread = _load_settings_from(env, monkeypatch)
+    assert unread == [], f"keys that set no StreamerSettings field: {unread}"
     assert settings.kafka.sasl_password is None, "the password comes from a mounted file"
+    assert settings.kafka.sasl_password_file is not None
     assert settings.execution_provider == {"cpu": "cpu", "gpu": "cuda"}[overlay]
+
+
+def test_misspelled_setting_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    _, unread = _load_settings_from(
+        {"LOGPROMPT_ALERTS_TOPC": "x", "LOGPROMPT_ALERTS_TOPIC": "y"}, monkeypatch
+    )
+    assert unread == ["LOGPROMPT_ALERTS_TOPC"]
+    with pytest.raises(ValueError, match="extra"):
+        _load_settings_from({"LOGPROMPT_KAFKA__BOOTSTRAP_SERVER": "x"}, monkeypatch)
 
 
 def test_deployment_matches_settings(rendered: dict[str, list[dict]], combo_id: str) -> None:
