@@ -246,12 +246,21 @@ class Windower:
         self._sequence += 1
         state.version = self._sequence
         heapq.heappush(self._deadlines, (state.last_time + cfg.gap_s, state.version, event.key))
+        if len(self._deadlines) > 2 * len(self._keys) + 1024:
+            self._compact_deadlines()
         if len(state.events) >= cfg.max_events:
             out.append(self._emit(event.key, tuple(state.events), "max_events", event.position))
             del self._keys[event.key]
         self._max_time = max(self._max_time, ts)
         out.extend(self._close_expired(event.position))
         return out
+
+    def _compact_deadlines(self) -> None:
+        """Drop stale deadlines (keys closed, evicted or with newer events): the heap stays
+        proportional to the open keys, not to the events seen."""
+        live = [(s.last_time + self.config.gap_s, s.version, k) for k, s in self._keys.items()]
+        heapq.heapify(live)
+        self._deadlines = live
 
     def _close_expired(self, trigger: Position) -> list[Window]:
         out: list[Window] = []

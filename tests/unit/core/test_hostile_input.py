@@ -1,0 +1,93 @@
+"""Hostile input never crashes the core and never grows its state without bound: random bytes,
+invalid UTF-8, NUL and control characters, deeply nested and huge JSON, 10 MB lines, and a
+flood of distinct source keys."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from logprompt.parsing import ParserConfig, TemplateLearner, TemplateMatcher
+from logprompt.pipeline import Pipeline, PipelineConfig
+from logprompt.presets import HDFS, JSON_LOGS
+from logprompt.records import DecodeError, RecordFormat
+from logprompt.sources import SourceKeyConfig
+from logprompt.windows import Position, WindowConfig
+
+TABLE = TemplateLearner(HDFS.parser).learn_all([
+    "081109 203615 148 INFO dfs.DataNode$PacketResponder: PacketResponder 1 for block blk_1 "
+    "terminating"])
+
+
+def feed(pipeline: Pipeline, value: bytes | None) -> str:
+    try:
+        pipeline.process(value, Position("logs", 0, 0))
+    except DecodeError as exc:
+        return exc.reason
+    return "ok"
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=2000) | st.text(max_size=500).map(str.encode))
+def test_random_bytes_through_the_whole_pipeline(value: bytes) -> None:
+    for config in (HDFS, JSON_LOGS):
+        assert feed(Pipeline(config, TABLE), value)
+
+
+@pytest.mark.parametrize("value", [
+    b"\x00" * 100, b"a\x00b\x00c", b"\x1b[31mred\x1b[0m \x07\x08 bell", "\u202e\ufeff rtl".encode(),
+    b"\xed\xa0\x80 surrogate", b"\xff" * 10, b"{" * 5000, b"[" * 100000 + b"]" * 100000,
+    orjson.dumps({"message": "x" * 60000}), b'{"message": "a", "timestamp": 1e308}',
+])
+def test_corpus_of_nasty_records(value: bytes) -> None:
+    for config in (HDFS, JSON_LOGS):
+        assert feed(Pipeline(config, TABLE), value)
+
+
+def test_ten_megabyte_line_is_refused_not_parsed() -> None:
+    pipeline = Pipeline(HDFS, TABLE)
+    assert feed(pipeline, b"x" * (10 * 1024 * 1024)) == "too_long"
+    limit = HDFS.model_copy(update={"record": RecordFormat(max_bytes=20 * 1024 * 1024)})
+    assert feed(Pipeline(limit, TABLE), b"word " * (2 * 1024 * 1024)) == "ok"  # parses, slowly
+
+
+def test_deeply_nested_json_is_a_decode_error() -> None:
+    assert feed(Pipeline(JSON_LOGS, TABLE), b'{"message": ' + b"[" * 2000 + b"]" * 2000 + b"}") in (
+        "invalid_json", "bad_field_type")
+
+
+def test_matcher_handles_pathological_tokens() -> None:
+    matcher = TemplateMatcher(ParserConfig(), TABLE)
+    for message in ["<*> " * 1000, "a" * 100000, " ".join(str(i) for i in range(20000)), "\t\n\r"]:
+        parsed = matcher.parse(message)
+        assert parsed.template_id
+
+
+def test_a_flood_of_distinct_keys_keeps_memory_bounded() -> None:
+    config = PipelineConfig(
+        record=RecordFormat(kind="json", source_field="source"),
+        source=SourceKeyConfig(kind="field"),
+        window=WindowConfig(kind="session", gap_s=1e9, max_open_keys=500, max_events=8),
+    )
+    pipeline = Pipeline(config, TABLE)
+
+    def flood(start: int, count: int) -> None:
+        for i in range(start, start + count):
+            value = b'{"source": "k%d", "message": "user %d logged in"}' % (i, i)
+            pipeline.process(value, Position("logs", 0, i))
+
+    flood(0, 5_000)  # warm-up: the key bound is reached
+    tracemalloc.start()
+    flood(5_000, 5_000)
+    after_first, _ = tracemalloc.get_traced_memory()
+    flood(10_000, 15_000)
+    after_second, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert pipeline.windower.open_keys == 500
+    assert pipeline.windower.stats.evicted == 24_500
+    # Three times more keys must not cost more memory (caches are bounded LRUs).
+    assert after_second < after_first * 1.5 + 500_000
