@@ -112,6 +112,7 @@ class LocalKafkaBroker:
     advertised_listeners: str | None = None
     protocol_map: str | None = None
     inter_broker_listener: str = "PLAINTEXT"
+    scram_users: dict[str, str] = field(default_factory=dict)  # SCRAM-SHA-512, added at format
     jvm_options: list[str] = field(default_factory=list)
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
@@ -178,6 +179,8 @@ class LocalKafkaBroker:
             f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}",
             "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config),
         ]
+        for name, password in self.scram_users.items():
+            cmd += ["--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]"]
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0:
             raise BrokerError(f"formatting KRaft storage failed:\n{result.stdout}{result.stderr}")
