@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from logprompt.alerts import Alert
@@ -56,6 +56,8 @@ def group_caught_up(bootstrap: str, group: str, topic: str) -> tuple[bool, int, 
         tps = [TopicPartition(topic, p) for p in metadata.partitions]
         committed = consumer.committed(tps, timeout=10)
         ends = [consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in tps]
+    except KafkaException:  # e.g. the group coordinator is still loading: ask again later
+        return False, 0, -1
     finally:
         consumer.close()
     done = sum(max(tp.offset, 0) for tp in committed)
