@@ -63,6 +63,10 @@ GRAPH_OUTPUTS: dict[str, tuple[str, ...]] = {
 }
 DYNAMIC_AXES = ("batch", "sequence")
 
+# variant="auto" serves int8 only when export validation found at least this share of
+# decisions unchanged by it (validation.int8.unchanged_decisions in the manifest).
+INT8_MIN_AGREEMENT = 0.995
+
 
 class BundleError(Exception):
     """A bundle that cannot be served: missing, corrupt, edited or incompatible.
@@ -96,6 +100,7 @@ class GraphInfo(_Frozen):
     outputs: dict[str, tuple[str, ...]] = Field(default_factory=lambda: dict(GRAPH_OUTPUTS))
     dynamic_axes: tuple[str, ...] = DYNAMIC_AXES
     input_dtype: str = "int64"
+    quantization: dict[str, Any] = Field(default_factory=dict)  # how model.int8.onnx was made
 
 
 class Verbalizer(_Frozen):
@@ -322,6 +327,7 @@ def load_bundle(
     variant: Literal["auto", "fp32", "int8"] = "auto",
     max_batch: int = 64,
     warmup: bool = True,
+    allow_spinning: bool = False,
 ) -> BundleScorer:
     """Verify and load a bundle directory or ``.tar.gz`` for serving.
 
@@ -331,7 +337,12 @@ def load_bundle(
       The providers the session really uses are logged and exposed as ``providers``.
     * ``variant``: ``auto`` is int8 on CPU (when bundled) and fp32 on CUDA (dynamic int8
       kernels are CPU kernels).
-    * ``intra_op_threads``: 0 lets ONNX Runtime choose (one per core).
+    * ``intra_op_threads``: 0 lets ONNX Runtime choose (one per core). ``allow_spinning``:
+      ONNX Runtime's threads busy-wait between runs when True; off by default, since on a
+      shared or CPU-limited host spinning burns the CPU other threads need (measured: about
+      30% fewer windows/s at 2 threads on an oversubscribed machine, docs/export.md).
+    * ``variant="auto"`` takes int8 only when the bundle's own validation found at least
+      :data:`INT8_MIN_AGREEMENT` of decisions unchanged by it; otherwise fp32, with a warning.
     """
     path = Path(path)
     if not path.exists():
@@ -340,9 +351,9 @@ def load_bundle(
         with tempfile.TemporaryDirectory(prefix="logprompt-bundle-") as tmp:
             # The session and tokenizer are read into memory, so the extracted copy can go.
             return _load_dir(_extract(path, Path(tmp)), execution_provider, intra_op_threads,
-                             variant, max_batch, warmup, shown_as=path)
+                             variant, max_batch, warmup, allow_spinning, shown_as=path)
     return _load_dir(path, execution_provider, intra_op_threads, variant, max_batch, warmup,
-                     shown_as=path)
+                     allow_spinning, shown_as=path)
 
 
 def _extract(archive: Path, into: Path) -> Path:
@@ -364,9 +375,10 @@ def _extract(archive: Path, into: Path) -> Path:
 
 def _load_dir(directory: Path, execution_provider: ExecutionProvider, intra_op_threads: int,
               variant: Literal["auto", "fp32", "int8"], max_batch: int, warmup: bool,
-              shown_as: Path) -> BundleScorer:
+              allow_spinning: bool, shown_as: Path) -> BundleScorer:
     manifest = read_manifest(directory)
-    session = _open_session(directory, manifest, execution_provider, intra_op_threads, variant)
+    session = _open_session(directory, manifest, execution_provider, intra_op_threads, variant,
+                            allow_spinning)
     try:
         encoder = PromptEncoder.from_file(directory / TOKENIZER_FILE, manifest.pipeline.prompt)
     except Exception as exc:  # tokenizers raises plain Exception on a bad file
@@ -386,55 +398,75 @@ def _load_dir(directory: Path, execution_provider: ExecutionProvider, intra_op_t
 
 def _open_session(directory: Path, manifest: BundleManifest,
                   execution_provider: ExecutionProvider, intra_op_threads: int,
-                  variant: Literal["auto", "fp32", "int8"]) -> _Session:
+                  variant: Literal["auto", "fp32", "int8"], allow_spinning: bool) -> _Session:
     import onnxruntime as ort
 
     available = ort.get_available_providers()
     want_cuda = execution_provider in ("auto", "cuda")
-    cuda_ok = "CUDAExecutionProvider" in available
-    if execution_provider == "cuda" and not cuda_ok:
-        log.warning("cuda_unavailable_fallback_cpu", available=available)
-    chosen_variant: Variant
-    if variant == "auto":
-        chosen_variant = "fp32" if (want_cuda and cuda_ok) or "int8" not in manifest.variants \
-            else "int8"
-    else:
-        chosen_variant = variant
-    if chosen_variant not in manifest.variants:
-        raise BundleError(directory / MANIFEST_FILE, "missing_file",
-                          f"variant {chosen_variant!r} not in this bundle "
-                          f"(has {sorted(manifest.variants)})")
-    model_path = _inside(directory, manifest.variants[chosen_variant])
+    cuda_listed = "CUDAExecutionProvider" in available
     options = ort.SessionOptions()
     options.intra_op_num_threads = max(intra_op_threads, 0)
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    providers = ["CPUExecutionProvider"]
-    if want_cuda and cuda_ok:
-        providers.insert(0, "CUDAExecutionProvider")
-    try:
-        session = ort.InferenceSession(str(model_path), sess_options=options, providers=providers)
-    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
-        if providers[0] != "CUDAExecutionProvider":
+    options.add_session_config_entry("session.intra_op.allow_spinning",
+                                     "1" if allow_spinning else "0")
+    int8_check = manifest.validation.int8
+    int8_trusted = (int8_check is not None
+                    and int8_check.unchanged_decisions >= INT8_MIN_AGREEMENT)
+
+    def pick(on_cuda: bool) -> Variant:
+        if variant != "auto":
+            return variant
+        if on_cuda or "int8" not in manifest.variants:
+            return "fp32"
+        if not int8_trusted:
+            log.warning("int8_not_trusted_using_fp32", floor=INT8_MIN_AGREEMENT,
+                        unchanged_decisions=None if int8_check is None
+                        else int8_check.unchanged_decisions)
+            return "fp32"
+        return "int8"
+
+    def open_one(chosen: Variant, providers: list[str]) -> tuple[ort.InferenceSession, Path]:
+        if chosen not in manifest.variants:
+            raise BundleError(directory / MANIFEST_FILE, "missing_file",
+                              f"variant {chosen!r} not in this bundle "
+                              f"(has {sorted(manifest.variants)})")
+        model_path = _inside(directory, manifest.variants[chosen])
+        try:
+            return ort.InferenceSession(str(model_path), sess_options=options,
+                                        providers=providers), model_path
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             raise BundleError(model_path, "model", f"ONNX Runtime cannot load it ({exc})") \
                 from None
-        log.warning("cuda_session_failed_fallback_cpu", error=str(exc))
+
+    chosen = pick(want_cuda and cuda_listed)
+    if want_cuda and cuda_listed:
         try:
-            session = ort.InferenceSession(str(model_path), sess_options=options,
-                                           providers=["CPUExecutionProvider"])
-        except Exception as exc2:
-            raise BundleError(model_path, "model", f"ONNX Runtime cannot load it ({exc2})") \
-                from None
+            session, model_path = open_one(chosen, ["CUDAExecutionProvider",
+                                                    "CPUExecutionProvider"])
+        except BundleError as exc:
+            log.warning("cuda_session_failed", error=exc.detail)
+            session = None
+        # ONNX Runtime drops CUDA silently (an error in its own log) when its libraries or the
+        # device are missing: what counts is what the session reports.
+        if session is None or session.get_providers()[0] != "CUDAExecutionProvider":
+            log.warning("execution_provider_fallback_cpu", asked=execution_provider,
+                        reason="the CUDA provider could not be created (see ONNX Runtime's "
+                               "error above)", available=available)
+            chosen = pick(False)
+            session, model_path = open_one(chosen, ["CPUExecutionProvider"])
+    else:
+        if execution_provider == "cuda":
+            log.warning("execution_provider_fallback_cpu", asked=execution_provider,
+                        reason="this ONNX Runtime build has no CUDA provider",
+                        available=available)
+        session, model_path = open_one(chosen, ["CPUExecutionProvider"])
     used = tuple(session.get_providers())
-    if want_cuda and used[0] != "CUDAExecutionProvider":
-        log.warning("execution_provider_fallback_cpu", asked=execution_provider,
-                    providers=list(used),
-                    reason="CUDA not available" if not cuda_ok else "CUDA session failed")
     _check_signature(model_path, session)
-    log.info("onnx_session", model=model_path.name, variant=chosen_variant, providers=list(used),
+    log.info("onnx_session", model=model_path.name, variant=chosen, providers=list(used),
              intra_op_threads=intra_op_threads or "auto", cores=os.cpu_count())
-    return _Session(session, chosen_variant, used)
+    return _Session(session, chosen, used)
 
 
 def _check_signature(model_path: Path, session: ort.InferenceSession) -> None:
@@ -452,7 +484,8 @@ def _check_signature(model_path: Path, session: ort.InferenceSession) -> None:
 def archive_bundle(directory: Path, archive: Path) -> Path:
     """Pack a bundle directory into ``archive`` (.tar.gz), entries under the directory's name."""
     tmp = archive.with_name(f".{archive.name}.tmp")
-    with tarfile.open(tmp, "w:gz") as tar:
+    # Level 1: the weights barely compress, and level 9 takes several times longer.
+    with tarfile.open(tmp, "w:gz", compresslevel=1) as tar:
         tar.add(directory, arcname=directory.name)
     os.replace(tmp, archive)
     return archive
