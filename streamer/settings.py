@@ -8,6 +8,7 @@ command-line flags. Secrets are ``SecretStr``: never logged, never in metrics.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -97,11 +98,19 @@ class StreamerSettings(BaseSettings):
     # "module:callable" taking (path, execution_provider=, intra_op_threads=) and returning a
     # scorer; the default is the serving loader. Tests and custom models may name another.
     bundle_loader: str = "logprompt.bundle:load_bundle"
-    bundle_variant: Literal["int8", "fp32"] | None = None  # None: the loader's default
+    # fp32 by default: dynamic int8 scores shift with what a window is batched with, so online
+    # and offline scores would differ; int8 is opt-in where its measured agreement suffices.
+    bundle_variant: Literal["int8", "fp32"] | None = "fp32"  # None: the loader's choice
     threshold_override: float | None = None  # replaces the bundle's threshold (documented knob)
     dead_letter_max_value_bytes: int = 1_000_000  # longer values are cut (header says so)
     max_poll_records: int = 500  # records taken from the consumer per poll call
     lag_refresh_s: float = 5.0  # how often the consumer-lag gauge is recomputed
+    # Compacted topic with each open window's start offset, written in the offsets'
+    # transaction (see streamer.window_state). None: "<group_id>.window-starts".
+    state_topic: str | None = None
+    state_topic_partitions: int = 12  # used when the streamer creates the state topic
+    create_state_topic: bool = True
+    state_restore_timeout_s: float = 60.0
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> StreamerSettings:
@@ -112,10 +121,28 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Streamer
         Path(os.environ["LOGPROMPT_CONFIG_FILE"]) if "LOGPROMPT_CONFIG_FILE" in os.environ else None
     )
     file_values: dict[str, Any] = tomllib.loads(path.read_text()) if path else {}
+    _refuse_unknown_environment(os.environ)
     env_values = StreamerSettings().model_dump(exclude_unset=True)
     merged = _deep_merge(file_values, env_values)
     merged = _deep_merge(merged, {k: v for k, v in overrides.items() if v is not None})
     return StreamerSettings.model_validate(merged)
+
+
+# LOGPROMPT_* variables that are not streamer settings.
+_OTHER_ENVIRONMENT = {"LOGPROMPT_CONFIG_FILE", "LOGPROMPT_DATASETS", "LOGPROMPT_CACHE"}
+
+
+def _refuse_unknown_environment(environ: Mapping[str, str]) -> None:
+    """pydantic-settings ignores a misspelled top-level variable (LOGPROMPT_ALERT_TOPIC); a
+    typo in a deployment must fail at start instead of silently using a default."""
+    fields = {name.upper() for name in StreamerSettings.model_fields}
+    unknown = sorted(
+        key for key in environ
+        if key.startswith("LOGPROMPT_") and key not in _OTHER_ENVIRONMENT
+        and key.removeprefix("LOGPROMPT_").split("__", 1)[0] not in fields
+    )
+    if unknown:
+        raise ValueError(f"unknown settings in the environment: {', '.join(unknown)}")
 
 
 def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
