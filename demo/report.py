@@ -78,13 +78,16 @@ def write_report(data: EvaluationInput, out: Path) -> ReportResult:
     fig, ax = plt.subplots(figsize=(9, 3.2))
     ends = np.array([lw.window.end_time or 0.0 for lw in windows])
     base = ends.min() if len(ends) else 0.0
-    hours = (ends - base) / 3600
-    ax.scatter(hours[labels], np.ones(labels.sum()), marker="|", s=300, label="labelled anomalous")
-    ax.scatter(hours[stream_pred], np.zeros(stream_pred.sum()), marker="|", s=300, color="C3",
+    span = float(ends.max() - base) if len(ends) else 0.0
+    unit, seconds_per_unit = next((u, s) for u, s in (("hours", 3600.0), ("minutes", 60.0),
+                                                      ("seconds", 1.0)) if span >= 2 * s or s == 1)
+    when = (ends - base) / seconds_per_unit
+    ax.scatter(when[labels], np.ones(labels.sum()), marker="|", s=300, label="labelled anomalous")
+    ax.scatter(when[stream_pred], np.zeros(stream_pred.sum()), marker="|", s=300, color="C3",
                label="streamed alert")
     ax.set_yticks([0, 1], ["alerts", "truth"])
     ax.set_ylim(-0.6, 1.6)
-    ax.set_xlabel("hours since the first window of the slice (event time)")
+    ax.set_xlabel(f"{unit} since the first window of the slice (event time)")
     ax.legend(loc="upper right", fontsize=8)
     ax.set_title("Alerts over time against labelled anomalies")
     fig.tight_layout()
