@@ -190,6 +190,31 @@ class Windower:
         self._deadlines.clear()
         return out
 
+    # -- checkpoint support (the streamer rebuilds open windows after a restart) -------------
+    def open_key_starts(self) -> dict[str, tuple[Position, int]]:
+        """Key -> (position of its oldest open event, events added since its last emitted
+        window) for every key with an open window. With the event log, that is all the state
+        needed to rebuild the windower exactly (the count matters for sliding windows)."""
+        return {key: (state.events[0].position, state.since_emit)
+                for key, state in self._keys.items() if state.events}
+
+    def restore_since_emit(self, key: str, since_emit: int) -> None:
+        """After replaying a key's open events, set its count of events since the last emitted
+        window as it was at the checkpoint (no-op for a key without open events)."""
+        state = self._keys.get(key)
+        if state is not None:
+            state.since_emit = since_emit
+
+    @property
+    def max_event_time(self) -> float | None:
+        """The highest event time seen (the watermark before lateness); None before any."""
+        return self._max_time if math.isfinite(self._max_time) else None
+
+    def restore_max_event_time(self, value: float | None) -> None:
+        """Raise the highest event time seen to a checkpointed value (never lowers it)."""
+        if value is not None and value > self._max_time:
+            self._max_time = value
+
     def oldest_open_positions(self) -> dict[tuple[str, int], int]:
         """(topic, partition) -> the smallest offset any open window still needs. Offsets
         below it are no longer needed to rebuild open windows after a restart."""

@@ -16,14 +16,10 @@ key's start; the windower then holds exactly the state it held at the checkpoint
 
 The session watermark is restored too (checkpoint metadata ``wm``), once the replay reaches the
 checkpoint: raising it earlier would close replayed sessions too soon.
-
-Note: the per-key starts and the watermark are read from ``Windower`` internals
-(``_keys``, ``_max_time``) in this module only; the core has no public snapshot API yet.
 """
 
 from __future__ import annotations
 
-import math
 import time
 
 import orjson
@@ -42,8 +38,8 @@ def open_starts(windower: Windower) -> dict[str, KeyState]:
     """Source key -> (offset of its oldest open event, events since its last emitted window
     for sliding windows) for keys with open windows."""
     sliding = windower.config.kind == "sliding"
-    return {key: (state.events[0].position.offset, state.since_emit if sliding else None)
-            for key, state in windower._keys.items() if state.events}
+    return {key: (start.offset, since if sliding else None)
+            for key, (start, since) in windower.open_key_starts().items()}
 
 
 def encode_key_state(value: KeyState) -> bytes:
@@ -57,13 +53,11 @@ def decode_key_state(value: bytes) -> KeyState:
 
 
 def watermark_time(windower: Windower) -> float | None:
-    value = windower._max_time
-    return value if math.isfinite(value) else None
+    return windower.max_event_time
 
 
 def restore_watermark(windower: Windower, max_time: float | None) -> None:
-    if max_time is not None and max_time > windower._max_time:
-        windower._max_time = max_time
+    windower.restore_max_event_time(max_time)
 
 
 def state_key(topic: str, partition: int, key: str) -> bytes:
@@ -96,9 +90,8 @@ class ReplayFilter:
         if not self._restored:
             restore_watermark(self.inner, self._watermark)
             for key, (_, since) in self.starts.items():
-                state = self.inner._keys.get(key)
-                if state is not None and since is not None:
-                    state.since_emit = since
+                if since is not None:
+                    self.inner.restore_since_emit(key, since)
             self._restored = True
 
     def flush(self) -> list[Window]:

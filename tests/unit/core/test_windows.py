@@ -141,3 +141,28 @@ def test_every_event_lands_in_its_keys_windows_and_state_stays_bounded(
     assert seen == set(range(len(events)))
     if kind == "session":
         assert sum(len(w.events) for w in windows) == len(events)
+
+
+def test_snapshot_and_restore_rebuild_the_same_windower() -> None:
+    # a: 0 1 2 | 3 4 (size 3, step 3): after the first window, 3 and 4 are open, since_emit 2.
+    config = WindowConfig(kind="sliding", size=3, step=3)
+    original = Windower(config)
+    events = [ev("a", i, float(i)) for i in range(5)]
+    original.add_all(events)
+    starts = original.open_key_starts()
+    assert {k: (p.offset, n) for k, (p, n) in starts.items()} == {"a": (3, 2)}
+    rebuilt = Windower(config)
+    rebuilt.add_all(e for e in events if e.position.offset >= starts["a"][0].offset)
+    rebuilt.restore_since_emit("a", starts["a"][1])
+    tail = [ev("a", 5, 5.0), ev("a", 6, 6.0)]
+    assert [offsets(w) for w in rebuilt.add_all(tail)] == [offsets(w) for w in original.add_all(tail)]
+
+
+def test_session_watermark_is_restored_but_never_lowered() -> None:
+    windower = Windower(WindowConfig(kind="session", gap_s=10))
+    assert windower.max_event_time is None
+    windower.add(ev("a", 0, 50.0))
+    windower.restore_max_event_time(100.0)
+    windower.restore_max_event_time(20.0)
+    assert windower.max_event_time == 100.0
+    assert [offsets(w) for w in windower.add(ev("b", 1, 100.0))] == [[0]]  # a expired at 60
