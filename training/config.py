@@ -30,6 +30,9 @@ class TrainConfig(BaseModel):
     max_length: int = 128
     sem_share: float = 0.5
     soft_tokens: int = 2
+    # full mode: tune only the top N encoder layers (None: all); the frozen lower layers'
+    # output is cached per distinct prompt, which makes CPU training several times cheaper.
+    train_layers: int | None = 2
     verbalizer: dict[str, tuple[str, ...]] = Field(
         default_factory=lambda: dict(DEFAULT_VERBALIZER))
     # optimisation
@@ -37,12 +40,12 @@ class TrainConfig(BaseModel):
     focal_alpha: float = 0.75
     focal_gamma: float = 2.0
     seed: int = 0
-    epochs: int = 10
+    epochs: int = 3  # over the distinct labelled prompts
     min_steps: int = 60  # small budgets: at least this many updates
     max_steps: int | None = None  # hard cap (tests, smoke runs)
     batch_size: int = 16
     eval_batch_size: int = 64
-    lr_encoder: float = 5e-5
+    lr_encoder: float = 1e-4
     lr_head: float = 1e-3
     weight_decay: float = 0.01
     warmup: float = 0.1
@@ -66,10 +69,14 @@ def load_config(path: Path | None, overrides: dict[str, Any]) -> TrainConfig:
         if value is None:
             continue
         if key.startswith("label_budget."):
-            data.setdefault("label_budget", {})[key.split(".", 1)[1]] = value
+            field = key.split(".", 1)[1]
+            budget = data.setdefault("label_budget", {})
+            budget[field] = value
+            if field in ("count", "fraction"):  # a flag's budget replaces the file's
+                budget["fraction" if field == "count" else "count"] = None
         else:
             data[key] = value
     budget = data.get("label_budget")
-    if isinstance(budget, dict) and "count" in budget and "fraction" not in budget:
+    if isinstance(budget, dict) and budget.get("count") is not None and "fraction" not in budget:
         budget["fraction"] = None
     return TrainConfig.model_validate(data)

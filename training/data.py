@@ -2,17 +2,23 @@
 
 Label budget (what "N labelled windows" means here): a count or a fraction of the *training*
 split's windows, drawn reproducibly with ``numpy.random.default_rng(label_sample)`` from the
-training split only; validation and test windows are never candidates. With ``stratified``
-(the default) the draw keeps the training split's anomaly rate exactly (``round(n * rate)``
-anomalies) and holds at least ``min_anomalies`` anomalies when the split has them, so a 1%
-budget is not a sample without a single anomaly; the rest are drawn from normal windows.
+training split only; validation and test windows are never candidates. How they are drawn
+(``LabelBudget.selection``):
+
+* ``distinct`` (default, label-free): draw N *distinct* windows (distinct sequences of template
+  ids), one representative each, uniformly. A person labelling logs would not label forty
+  copies of the same window; anomalies are more varied than normal windows, so distinct
+  windows hold more of them (HDFS train: 3.4% of windows, 8.4% of distinct windows) without
+  looking at a single label. Only the N drawn windows are labelled and used.
+* ``stratified``: keep the split's anomaly rate exactly (``round(N * rate)`` anomalies, at
+  least ``min_anomalies`` when the split has any). Uses the labels to choose: an upper bound.
+* ``random``: N windows uniformly.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Hashable, Sequence
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -28,8 +34,8 @@ class LabelBudget(BaseModel):
 
     count: int | None = None
     fraction: float | None = 0.1
-    stratified: bool = True
-    min_anomalies: int = 1
+    selection: Literal["distinct", "stratified", "random"] = "distinct"
+    min_anomalies: int = 1  # stratified only
 
     @model_validator(mode="after")
     def _one(self) -> LabelBudget:
@@ -48,14 +54,28 @@ class LabelBudget(BaseModel):
         return max(1, min(n_train, round(self.fraction * n_train)))
 
 
-def sample_labelled(labels: Sequence[int], budget: LabelBudget, label_sample: int) -> list[int]:
-    """Indices (sorted) into the training windows that get labels, for this label sample."""
+def sample_labelled(labels: Sequence[int], budget: LabelBudget, label_sample: int,
+                    keys: Sequence[Hashable] | None = None) -> list[int]:
+    """Indices (sorted) into the training windows that get labels, for this label sample.
+    ``keys`` (one per window: its template-id sequence) is needed by ``distinct``."""
     y = np.asarray(labels, dtype=np.int64)
     n = budget.size(len(y))
     rng = np.random.default_rng(label_sample)
     if n >= len(y):
         return list(range(len(y)))
-    if not budget.stratified:
+    if budget.selection == "distinct":
+        if keys is None:
+            raise ValueError("distinct selection needs the windows' keys")
+        first: dict[Hashable, int] = {}
+        for i, key in enumerate(keys):
+            first.setdefault(key, i)
+        reps = np.array(list(first.values()))
+        if n >= len(reps):  # more labels than distinct windows: all of them, then the rest
+            rest = np.setdiff1d(np.arange(len(y)), reps)
+            extra = rng.choice(rest, size=n - len(reps), replace=False)
+            return sorted(int(i) for i in np.concatenate([reps, extra]))
+        return sorted(int(i) for i in rng.choice(reps, size=n, replace=False))
+    if budget.selection == "random":
         return sorted(int(i) for i in rng.choice(len(y), size=n, replace=False))
     anomalies = np.flatnonzero(y == 1)
     normals = np.flatnonzero(y == 0)
@@ -68,6 +88,11 @@ def sample_labelled(labels: Sequence[int], budget: LabelBudget, label_sample: in
         rng.choice(normals, size=n_norm, replace=False),
     ])
     return sorted(int(i) for i in picked)
+
+
+def window_keys(windows: Sequence[LabelledWindow]) -> list[tuple[str, ...]]:
+    """What makes two windows the same for labelling: their template-id sequence."""
+    return [tuple(w.window.template_ids) for w in windows]
 
 
 def encode_windows(encoder: PromptEncoder, windows: Sequence[LabelledWindow]
@@ -91,8 +116,18 @@ def distinct(prompts: Sequence[EncodedPrompt]) -> tuple[list[EncodedPrompt], np.
     return unique, inverse
 
 
-def ceil_div(a: int, b: int) -> int:
-    return math.ceil(a / b)
+def distinct_labelled(prompts: Sequence[EncodedPrompt], labels: Sequence[int]
+                      ) -> tuple[list[EncodedPrompt], list[int], np.ndarray]:
+    """Distinct (prompt, label) pairs of a labelled sample and their weights, normalised to
+    mean 1: a batch of distinct pairs, each loss times its weight, estimates the loss over
+    the sample with duplicates, at the cost of the distinct prompts only."""
+    counts: dict[tuple[EncodedPrompt, int], int] = {}
+    for p, y in zip(prompts, labels, strict=True):
+        counts[(p, int(y))] = counts.get((p, int(y)), 0) + 1
+    pairs = list(counts)
+    weights = np.array([counts[k] for k in pairs], dtype=np.float64)
+    weights /= weights.mean()
+    return [p for p, _ in pairs], [y for _, y in pairs], weights
 
 
 def describe_sample(labels: Sequence[int], picked: Sequence[int]) -> dict[str, Any]:

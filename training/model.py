@@ -28,6 +28,9 @@ Checkpoint directory (format ``logprompt-checkpoint/1``):
   :func:`load_checkpoint` rebuilds the model offline, without the base model directory.
 * ``model.safetensors``: the :class:`PromptModel` state dict (no shared tensors: the MLM decoder
   is tied to the word embeddings by computation, not by a second parameter).
+
+A training run also leaves ``train_config.json``, ``scores.npz`` (validation/test scores),
+possibly ``state/`` (resume) and ``report/`` (evaluate) there; export needs none of them.
 """
 
 from __future__ import annotations
@@ -101,6 +104,11 @@ class MaskedLMHead(nn.Module):
 class PromptModel(nn.Module):
     """Encoder + MLM head + verbalizer. See the module docstring for the forward contract."""
 
+    mask_token_id: torch.Tensor
+    anomaly_ids: torch.Tensor
+    normal_ids: torch.Tensor
+    soft_lookup: torch.Tensor
+
     def __init__(self, encoder: PreTrainedModel, spec: ModelSpec) -> None:
         super().__init__()
         self.encoder = encoder
@@ -145,7 +153,10 @@ class PromptModel(nn.Module):
         else:
             out = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
                                token_type_ids=token_type_ids)
-        hidden = out.last_hidden_state  # (batch, seq, hidden)
+        return self.classify(out.last_hidden_state, input_ids)
+
+    def classify(self, hidden: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+        """Logits (batch, 2) from the last hidden states (batch, seq, hidden)."""
         mask_pos = (input_ids == self.mask_token_id).int().argmax(dim=1)
         index = mask_pos.view(-1, 1, 1).expand(-1, 1, hidden.size(-1))
         at_mask = hidden.gather(1, index).squeeze(1)  # (batch, hidden)
@@ -154,6 +165,39 @@ class PromptModel(nn.Module):
         normal = self.head(at_mask, emb, self.normal_ids).mean(dim=-1)
         return torch.stack([normal, anomaly], dim=-1)
 
+    # -- split forward: training with frozen lower layers caches their output -------------
+    def lower_hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                     token_type_ids: torch.Tensor, n_lower: int) -> torch.Tensor:
+        """Hidden states after the embeddings and the first ``n_lower`` encoder layers."""
+        enc: Any = self.encoder
+        if self.soft_embeddings is not None:
+            slot = self.soft_lookup[input_ids]
+            is_soft = (slot > 0).unsqueeze(-1).to(self.word_embeddings.weight.dtype)
+            embeds = self.word_embeddings(input_ids) * (1 - is_soft) + self.soft_embeddings(slot)
+            hidden = enc.embeddings(inputs_embeds=embeds, token_type_ids=token_type_ids)
+        else:
+            hidden = enc.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
+        return self.run_layers(hidden, attention_mask, 0, n_lower)
+
+    def run_layers(self, hidden: torch.Tensor, attention_mask: torch.Tensor, start: int,
+                   stop: int | None = None) -> torch.Tensor:
+        """Encoder layers ``start:stop`` on hidden states (same maths as the encoder's own
+        forward; checked by the tests)."""
+        enc: Any = self.encoder
+        ext = enc.get_extended_attention_mask(attention_mask, attention_mask.shape)
+        for layer in enc.encoder.layer[start:stop]:
+            hidden = layer(hidden, attention_mask=ext)[0]
+        return hidden
+
+    def freeze_lower(self, n_lower: int) -> None:
+        """Freeze the embeddings and the first ``n_lower`` layers (their outputs get cached)."""
+        enc: Any = self.encoder
+        for module in [enc.embeddings, *enc.encoder.layer[:n_lower]]:
+            for p in module.parameters():
+                p.requires_grad_(False)
+        if self.soft_embeddings is not None:
+            self.soft_embeddings.weight.requires_grad_(False)
+
     def trainable_parameters(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
         """(encoder parameters, head parameters) that this mode trains; sets requires_grad.
         ``soft`` freezes the encoder except its token-type embeddings (row 2 is new)."""
@@ -161,11 +205,13 @@ class PromptModel(nn.Module):
         if self.soft_embeddings is not None:
             head += list(self.soft_embeddings.parameters())
         if self.spec.mode == "full":
-            encoder = list(self.encoder.parameters())
+            encoder = [p for p in self.encoder.parameters() if p.requires_grad]
+            head = [p for p in head if p.requires_grad]
         else:
             for p in self.encoder.parameters():
                 p.requires_grad_(False)
-            types = self.encoder.embeddings.token_type_embeddings.weight  # type: ignore[union-attr]
+            enc: Any = self.encoder
+            types: nn.Parameter = enc.embeddings.token_type_embeddings.weight
             types.requires_grad_(True)
             head.append(types)
             encoder = []
@@ -186,16 +232,16 @@ def word_ids(tokenizer: Tokenizer, words: Sequence[str]) -> tuple[int, ...]:
 
 def resize_token_types(encoder: PreTrainedModel, n: int = NUM_TOKEN_TYPES) -> None:
     """Grow the token-type embedding to ``n`` rows; new rows start as a copy of row 0."""
-    old = encoder.embeddings.token_type_embeddings  # type: ignore[union-attr]
+    embeddings: Any = encoder.embeddings
+    old: nn.Embedding = embeddings.token_type_embeddings
     if old.num_embeddings >= n:
         return
     new = nn.Embedding(n, old.embedding_dim)
     with torch.no_grad():
         new.weight[: old.num_embeddings] = old.weight
         new.weight[old.num_embeddings :] = old.weight[0]
-    encoder.embeddings.token_type_embeddings = new  # type: ignore[union-attr]
+    embeddings.token_type_embeddings = new
     encoder.config.type_vocab_size = n
-    # BERT keeps a zero buffer of token types for calls without them; keep it valid.
 
 
 def build_model(base_model: str | None = None, mode: Mode = "full",
@@ -209,7 +255,7 @@ def build_model(base_model: str | None = None, mode: Mode = "full",
     tokenizer = Tokenizer.from_file(str(Path(base) / "tokenizer.json"))
     encoder = AutoModel.from_pretrained(base, add_pooling_layer=False)
     resize_token_types(encoder)
-    verbalizer = {k: tuple(v) for k, v in (verbalizer or DEFAULT_VERBALIZER).items()}
+    words = {k: tuple(v) for k, v in (verbalizer or DEFAULT_VERBALIZER).items()}
     mask_id = tokenizer.token_to_id("[MASK]")
     if mask_id is None:
         mask_id = tokenizer.token_to_id("<mask>")
@@ -223,9 +269,9 @@ def build_model(base_model: str | None = None, mode: Mode = "full",
         soft_ids.append(int(tid))
     spec = ModelSpec(
         mode=mode, mask_token_id=int(mask_id),
-        anomaly_word_ids=word_ids(tokenizer, verbalizer["anomaly"]),
-        normal_word_ids=word_ids(tokenizer, verbalizer["normal"]),
-        soft_token_ids=tuple(soft_ids), verbalizer=verbalizer,
+        anomaly_word_ids=word_ids(tokenizer, words["anomaly"]),
+        normal_word_ids=word_ids(tokenizer, words["normal"]),
+        soft_token_ids=tuple(soft_ids), verbalizer=words,
     )
     model = PromptModel(encoder, spec)
     model.init_soft_embeddings()
