@@ -17,7 +17,8 @@ def demo(
         help="hdfs, synthetic, a data set spec (.toml), or auto (hdfs when present).")] = "auto",
     datasets_root: Annotated[Path | None, typer.Option(help="Loghub data sets folder.")] = None,
     label_fraction: Annotated[float, typer.Option(help="Share of training windows labelled.")] = 0.1,
-    max_steps: Annotated[int, typer.Option(help="Training steps of the quick recipe.")] = 150,
+    max_steps: Annotated[int | None, typer.Option(
+        help="Cap on training steps (default: the training recipe's own).")] = None,
     rate: Annotated[float | None, typer.Option(help="Replay rate, lines/s (default: full speed).")
                     ] = None,
 ) -> None:

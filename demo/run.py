@@ -40,8 +40,8 @@ class DemoConfig:
     dataset: str = "auto"  # auto: hdfs when ../shared/datasets has it, else synthetic
     datasets_root: Path | None = None
     label_fraction: float = 0.1
-    train_epochs: int = 2
-    train_max_steps: int | None = 150
+    train_epochs: int | None = None  # None: the training defaults (docs/training.md)
+    train_max_steps: int | None = None
     max_length: int = 128
     synthetic_sessions: int = 2000
     replay_rate: float | None = None  # lines/s; None: as fast as possible
@@ -81,10 +81,11 @@ def train_and_export(config: DemoConfig, dataset_name: str) -> tuple[Path, Datas
 
     dataset = load_dataset(dataset_name, config.datasets_root,
                            limit=config.synthetic_sessions if dataset_name == "synthetic" else None)
+    optional = {"epochs": config.train_epochs, "max_steps": config.train_max_steps}
     train_config = TrainConfig(
         dataset=dataset_name, datasets_root=config.datasets_root,
         output=config.workdir / "checkpoint", label_budget=LabelBudget(fraction=config.label_fraction),
-        epochs=config.train_epochs, max_steps=config.train_max_steps, max_length=config.max_length,
+        max_length=config.max_length, **{k: v for k, v in optional.items() if v is not None},
     )
     t0 = time.perf_counter()
     checkpoint = train(train_config, dataset=dataset)

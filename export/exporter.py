@@ -114,7 +114,8 @@ def _build(checkpoint: Path, out: Path, *, int8: bool, opset: int,
                                           f"checkpoint mask_token_id {meta['mask_token_id']}")
     threshold = float(meta["threshold"])
 
-    data = validate.validation_set(encoder, pipeline, table, meta.get("dataset"), windows,
+    data = validate.validation_set(encoder, pipeline, table,
+                                   meta.get("dataset_source") or meta.get("dataset"), windows,
                                    validation_windows, datasets_root)
     log.info("validation_set", windows=len(data.prompts), source=data.source)
     fp32_path = out / MODEL_FILES["fp32"]

@@ -68,7 +68,8 @@ def evaluate(checkpoint: Path, out: Path | None = None, dataset: Dataset | None 
     out.mkdir(parents=True, exist_ok=True)
     pipeline, _table = load_pipeline(checkpoint)
     model, info = load_checkpoint(checkpoint, device)
-    dataset = dataset or load_dataset(info["dataset"], datasets_root, config=pipeline)
+    source = info.get("dataset_source") or info["dataset"]
+    dataset = dataset or load_dataset(source, datasets_root, config=pipeline)
     budget = LabelBudget.model_validate({k: info["label_budget"].get(k) for k in (
         "count", "fraction", "selection", "min_anomalies") if k in info["label_budget"]})
     train_labels = _labels(dataset, "train")

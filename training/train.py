@@ -90,6 +90,10 @@ def _batch(prompts: list[EncodedPrompt], pad_id: int, device: torch.device
     return {k: torch.from_numpy(v).to(device) for k, v in pad_batch(prompts, pad_id).items()}
 
 
+def dataset_source(name: str) -> str:
+    return str(Path(name).resolve()) if name.endswith(".toml") else name
+
+
 def train(config: TrainConfig, dataset: Dataset | None = None, resume: Path | None = None
           ) -> Path:
     """Train, choose the checkpoint and threshold on validation, write the checkpoint
@@ -247,6 +251,9 @@ def train(config: TrainConfig, dataset: Dataset | None = None, resume: Path | No
                     table=prep.dataset.table, meta={
                         "train_config": json.loads(config.model_dump_json()),
                         "threshold": best_thr, "dataset": prep.dataset.name,
+                        # What load_dataset needs to rebuild the windows: a preset name, or
+                        # the absolute path of a data set spec (your own logs).
+                        "dataset_source": dataset_source(config.dataset),
                         "label_budget": {**config.label_budget.model_dump(), **sample_info},
                         "label_sample": config.label_sample, "metrics": metrics})
     log.info("checkpoint %s: val F1 %.4f%s", out, metrics["val"]["f1"],
