@@ -82,11 +82,12 @@ def train_and_export(config: DemoConfig, dataset_name: str) -> tuple[Path, Datas
     dataset = load_dataset(dataset_name, config.datasets_root,
                            limit=config.synthetic_sessions if dataset_name == "synthetic" else None)
     optional = {"epochs": config.train_epochs, "max_steps": config.train_max_steps}
-    train_config = TrainConfig(
-        dataset=dataset_name, datasets_root=config.datasets_root,
-        output=config.workdir / "checkpoint", label_budget=LabelBudget(fraction=config.label_fraction),
-        max_length=config.max_length, **{k: v for k, v in optional.items() if v is not None},
-    )
+    train_config = TrainConfig.model_validate({
+        "dataset": dataset_name, "datasets_root": config.datasets_root,
+        "output": config.workdir / "checkpoint",
+        "label_budget": LabelBudget(fraction=config.label_fraction),
+        "max_length": config.max_length, **{k: v for k, v in optional.items() if v is not None},
+    })
     t0 = time.perf_counter()
     checkpoint = train(train_config, dataset=dataset)
     log.info("trained", checkpoint=str(checkpoint), seconds=round(time.perf_counter() - t0, 1))
