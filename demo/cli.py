@@ -78,7 +78,7 @@ def report(
     from logprompt.bundle import load_bundle
     from logprompt.datasets import load_dataset
 
-    scorer = load_bundle(bundle, execution_provider="cpu", warmup=False)
+    scorer = load_bundle(bundle, execution_provider="cpu", variant="fp32", warmup=False)
     data = load_dataset(dataset, datasets_root, config=scorer.pipeline_config)
     alerts = read_alerts(bootstrap_servers, alerts_topic, stop=lambda: True, idle_s=5.0)
     result = write_report(EvaluationInput(data, split, bundle, alerts), out)

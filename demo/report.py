@@ -57,7 +57,8 @@ def write_report(data: EvaluationInput, out: Path) -> ReportResult:
     import matplotlib.pyplot as plt
 
     out.mkdir(parents=True, exist_ok=True)
-    scorer = load_bundle(data.bundle, execution_provider="cpu")
+    # fp32, as the streamer serves by default: int8 scores depend on batch composition.
+    scorer = load_bundle(data.bundle, execution_provider="cpu", variant="fp32")
     windows: list[LabelledWindow] = data.dataset.windows[data.split]  # type: ignore[index]
     scores = scorer.score_windows([lw.window for lw in windows])
     labels = np.array([lw.label == 1 for lw in windows], dtype=bool)
