@@ -119,7 +119,9 @@ def run_demo(config: DemoConfig) -> DemoSummary:
     config.workdir.mkdir(parents=True, exist_ok=True)
     broker: LocalKafkaBroker | None = None
     streamer: subprocess.Popen[bytes] | None = None
-    previous_sigterm = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # Ctrl-C and SIGTERM both unwind through `finally`, even where SIGINT came in ignored.
+    previous = {sig: signal.signal(sig, signal.default_int_handler)
+                for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         bootstrap = config.bootstrap
         if bootstrap is None:
@@ -209,7 +211,8 @@ def run_demo(config: DemoConfig) -> DemoSummary:
                 streamer.kill()
         if broker is not None:
             broker.stop()
-        signal.signal(signal.SIGTERM, previous_sigterm)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _print_summary(s: DemoSummary) -> None:
