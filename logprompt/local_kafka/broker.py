@@ -67,7 +67,8 @@ def ensure_jars(cache_dir: Path = _DEFAULT_CACHE) -> Path:
     return libs
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -188,8 +189,8 @@ class LocalKafkaBroker:
     def start(self, timeout_s: float = 90.0) -> Self:
         """Start the broker and return once it answers metadata requests."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.port = self.port or _free_port()
-        self.controller_port = self.controller_port or _free_port()
+        self.port = self.port or free_port()
+        self.controller_port = self.controller_port or free_port()
         if _port_open(self.port):
             raise BrokerError(f"port {self.port} is already in use on 127.0.0.1")
         java, classpath = self._java(), self._classpath()

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from logprompt.local_kafka.broker import LocalKafkaBroker
+from logprompt.local_kafka.broker import LocalKafkaBroker, free_port
 
 MECHANISM = "SCRAM-SHA-512"
 
@@ -66,16 +65,10 @@ def make_tls_files(folder: Path) -> TlsFiles:
     return TlsFiles(ca_path, keystore)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def sasl_ssl_broker(data_dir: Path, users: dict[str, str]) -> tuple[LocalKafkaBroker, TlsFiles]:
     """A broker whose client port speaks SASL_SSL with SCRAM-SHA-512 for ``users``."""
     tls = make_tls_files(data_dir / "tls")
-    port, internal, controller = _free_port(), _free_port(), _free_port()
+    port, internal, controller = free_port(), free_port(), free_port()
     jaas = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
     broker = LocalKafkaBroker(
         data_dir=data_dir, port=port, controller_port=controller,
