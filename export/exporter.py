@@ -108,7 +108,7 @@ def _build(checkpoint: Path, out: Path, *, int8: bool, opset: int,
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise CheckpointError(checkpoint, f"cannot load ({exc})") from exc
     shutil.copyfile(checkpoint / "tokenizer.json", out / TOKENIZER_FILE)
-    encoder = PromptEncoder.from_file(out / TOKENIZER_FILE, pipeline.prompt)
+    encoder = PromptEncoder.from_file(out / TOKENIZER_FILE, pipeline.prompt, table.ids())
     if encoder.mask_id != meta["mask_token_id"]:
         raise CheckpointError(checkpoint, f"tokenizer [MASK] id {encoder.mask_id} != "
                                           f"checkpoint mask_token_id {meta['mask_token_id']}")

@@ -380,7 +380,8 @@ def _load_dir(directory: Path, execution_provider: ExecutionProvider, intra_op_t
     session = _open_session(directory, manifest, execution_provider, intra_op_threads, variant,
                             allow_spinning)
     try:
-        encoder = PromptEncoder.from_file(directory / TOKENIZER_FILE, manifest.pipeline.prompt)
+        encoder = PromptEncoder.from_file(directory / TOKENIZER_FILE, manifest.pipeline.prompt,
+                                          manifest.template_ids)
     except Exception as exc:  # tokenizers raises plain Exception on a bad file
         raise BundleError(directory / TOKENIZER_FILE, "model", f"cannot load ({exc})") from None
     if encoder.mask_id != manifest.verbalizer.mask_token_id:

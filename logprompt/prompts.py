@@ -2,7 +2,12 @@
 
 * SEM (semantic tokens): the words of the window's templates, parameters removed, each word once
   in order of first appearance (see :func:`logprompt.parsing.template_words`).
-* SEQ (sequential tokens): the template ids of the window's events, in order.
+* SEQ (sequential tokens): the template ids of the window's events, in order. With
+  ``sequence_ids="hash"`` the id is its 8 hex digits (about 6 word pieces each); with
+  ``"index"`` it is the template's 1-based position in the frozen template table written as a
+  number, one word piece for the first thousand templates, and ``0`` for a template the table
+  does not hold. The index form fits 6x more events into the same length: HDFS sessions (20-30
+  events) no longer lose their oldest events to truncation.
 * Token types mark what a token is: 0 prompt text (and special tokens), 1 semantic,
   2 sequential, as in the paper's embedding layer.
 
@@ -20,6 +25,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, field_validator
@@ -49,6 +55,8 @@ class PromptConfig(BaseModel):
     max_length: int = 128
     sem_share: float = 0.5
     soft_tokens: int = 2  # pseudo tokens [P] for the {soft} slot, taken from [unusedN] tokens
+    # "hash" is the default for bundles written before "index" existed (their manifests lack it).
+    sequence_ids: Literal["hash", "index"] = "hash"
 
     @field_validator("template")
     @classmethod
@@ -85,11 +93,21 @@ def render_text(templates: Sequence[str], template_ids: Sequence[str], config: P
     return _SLOT.sub(lambda m: slots[m.group(1)], PROMPT_TEMPLATES[config.template])
 
 
-class PromptEncoder:
-    """Turns (templates, template ids) into token ids with token types, deterministically."""
+UNSEEN_TEMPLATE_INDEX = "0"
 
-    def __init__(self, tokenizer: Tokenizer, config: PromptConfig) -> None:
+
+class PromptEncoder:
+    """Turns (templates, template ids) into token ids with token types, deterministically.
+
+    ``table_ids`` (the frozen table's ``ids()``, in table order) is required when the config's
+    ``sequence_ids`` is ``"index"``; it defines each id's number."""
+
+    def __init__(self, tokenizer: Tokenizer, config: PromptConfig,
+                 table_ids: Sequence[str] = ()) -> None:
         self.config = config
+        if config.sequence_ids == "index" and not table_ids:
+            raise ValueError('sequence_ids="index" needs the template table\'s ids')
+        self._index = {tid: str(i + 1) for i, tid in enumerate(table_ids)}
         # Padding and truncation are ours to do (see encode and pad_batch), not the tokenizer's.
         tokenizer.no_padding()
         tokenizer.no_truncation()
@@ -122,8 +140,15 @@ class PromptEncoder:
         self._word_ids = functools.lru_cache(maxsize=65536)(self._ids)
 
     @classmethod
-    def from_file(cls, tokenizer_json: Path, config: PromptConfig) -> PromptEncoder:
-        return cls(Tokenizer.from_file(str(tokenizer_json)), config)
+    def from_file(cls, tokenizer_json: Path, config: PromptConfig,
+                  table_ids: Sequence[str] = ()) -> PromptEncoder:
+        return cls(Tokenizer.from_file(str(tokenizer_json)), config, table_ids)
+
+    def sequence_word(self, template_id: str) -> str:
+        """How a template id is written in SEQ (see the module docstring)."""
+        if self.config.sequence_ids == "hash":
+            return template_id
+        return self._index.get(template_id, UNSEEN_TEMPLATE_INDEX)
 
     def _ids(self, text: str) -> list[int]:
         return list(self._tok.encode(text, add_special_tokens=False).ids)
@@ -136,7 +161,7 @@ class PromptEncoder:
         seq: list[int] = []
         if self._has_seq:
             for tid in template_ids:
-                seq.extend(self._word_ids(tid))
+                seq.extend(self._word_ids(self.sequence_word(tid)))
         sem_budget, seq_budget = self._split_budget(len(sem), len(seq))
         sem = sem[len(sem) - sem_budget :]  # keep the most recent tokens
         seq = seq[len(seq) - seq_budget :]

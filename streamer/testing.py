@@ -86,7 +86,7 @@ def build_probe_bundle(out: Path, config: PipelineConfig, table: TemplateTable,
     out.mkdir(parents=True)
     tokenizer = minilm_tokenizer_json()
     shutil.copyfile(tokenizer, out / b.TOKENIZER_FILE)
-    encoder = PromptEncoder.from_file(out / b.TOKENIZER_FILE, config.prompt)
+    encoder = PromptEncoder.from_file(out / b.TOKENIZER_FILE, config.prompt, table.ids())
     vocab = encoder._tok.get_vocab_size()
     (out / "model.onnx").write_bytes(_graph(vocab, seed, scale, bias))
     files = {name: b.FileEntry(sha256=b.file_sha256(out / name), bytes=(out / name).stat().st_size)

@@ -30,6 +30,9 @@ class TrainConfig(BaseModel):
     max_length: int = 128
     sem_share: float = 0.5
     soft_tokens: int = 2
+    # how SEQ writes a template id: its table position as a number ("index", one word piece)
+    # or its 8 hex digits ("hash", about 6 word pieces); see logprompt.prompts
+    sequence_ids: Literal["hash", "index"] = "hash"
     # full mode: tune only the top N encoder layers (None: all); the frozen lower layers'
     # output is cached per distinct prompt, which makes CPU training several times cheaper.
     train_layers: int | None = 2

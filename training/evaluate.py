@@ -66,7 +66,7 @@ def evaluate(checkpoint: Path, out: Path | None = None, dataset: Dataset | None 
     torch.set_num_threads(2)
     out = out or checkpoint / "report"
     out.mkdir(parents=True, exist_ok=True)
-    pipeline, _table = load_pipeline(checkpoint)
+    pipeline, table = load_pipeline(checkpoint)
     model, info = load_checkpoint(checkpoint, device)
     source = info.get("dataset_source") or info["dataset"]
     dataset = dataset or load_dataset(source, datasets_root, config=pipeline)
@@ -90,7 +90,7 @@ def evaluate(checkpoint: Path, out: Path | None = None, dataset: Dataset | None 
         from tokenizers import Tokenizer
 
         encoder = PromptEncoder(Tokenizer.from_file(str(checkpoint / "tokenizer.json")),
-                                pipeline.prompt)
+                                pipeline.prompt, table.ids())
         scores["prompt_model"] = {
             s: score_prompts(model, encode_windows(encoder, dataset.windows[s]),
                              encoder.pad_id, 64, device) for s in splits}

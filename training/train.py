@@ -48,7 +48,8 @@ def resolve_device(name: str) -> torch.device:
 
 def prompt_config(config: TrainConfig) -> PromptConfig:
     return PromptConfig(template=config.prompt_template, max_length=config.max_length,
-                        sem_share=config.sem_share, soft_tokens=config.soft_tokens)
+                        sem_share=config.sem_share, soft_tokens=config.soft_tokens,
+                        sequence_ids=config.sequence_ids)
 
 
 def soft_token_names(config: TrainConfig) -> list[str]:
@@ -78,7 +79,7 @@ def prepare(config: TrainConfig, dataset: Dataset | None = None) -> Prepared:
     pipeline = dataset.config.model_copy(update={"prompt": prompt_config(config)})
     base = config.base_model or default_base_model()
     model, tokenizer = build_model(base, config.mode, config.verbalizer, soft_token_names(config))
-    encoder = PromptEncoder(tokenizer, pipeline.prompt)
+    encoder = PromptEncoder(tokenizer, pipeline.prompt, dataset.table.ids())
     labels = [w.label for w in dataset.windows["train"]]
     picked = sample_labelled(labels, config.label_budget, config.label_sample,
                              window_keys(dataset.windows["train"]))

@@ -95,3 +95,33 @@ def test_pad_batch_right_pads_and_masks() -> None:
 def test_unknown_template_name_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown prompt template"):
         PromptConfig(template="nope")
+
+
+def test_index_sequence_ids_write_each_template_as_its_table_position() -> None:
+    unseen = template_id("Disk failure on node <*>")
+    enc = PromptEncoder(tiny_tokenizer(), PromptConfig(sequence_ids="index"), table_ids=IDS)
+    prompt = enc.encode(TEMPLATES + ["Disk failure on node <*>"], IDS[::-1] + [unseen])
+    tok = tiny_tokenizer()
+    seq = [tok.id_to_token(i) for i, ty in zip(prompt.input_ids, prompt.token_type_ids, strict=True)
+           if ty == TYPE_SEQUENTIAL]
+    assert seq == ["2", "1", "0"]  # 1-based positions; 0 for a template outside the table
+
+
+def test_index_sequence_ids_fit_more_events_than_hashes() -> None:
+    many = [f"job {i} done" for i in range(30)]
+    ids = [template_id(t) for t in many]
+    by_hash = encoder(max_length=48).encode(many, ids)
+    by_index = PromptEncoder(tiny_tokenizer(), PromptConfig(max_length=48, sequence_ids="index"),
+                             table_ids=ids[:9]).encode(many, ids)
+    tok = tiny_tokenizer()
+    seq_hash, seq_index = ("".join(tok.id_to_token(i) for i, ty in
+                                   zip(p.input_ids, p.token_type_ids, strict=True)
+                                   if ty == TYPE_SEQUENTIAL).replace("##", "")
+                           for p in (by_hash, by_index))
+    assert seq_index == "123456789" + "0" * 21  # one word piece per event: all 30 fit
+    assert "".join(ids).endswith(seq_hash) and len(seq_hash) < 8 * 6  # under 6 of 30 events
+
+
+def test_index_sequence_ids_need_the_table() -> None:
+    with pytest.raises(ValueError, match="template table"):
+        PromptEncoder(tiny_tokenizer(), PromptConfig(sequence_ids="index"))

@@ -82,7 +82,7 @@ def make_toy_bundle(directory: Path, threshold: float = 0.5,
         onnx.save(model, str(directory / name))
     pipeline = PipelineConfig(name="toy")
     table = TemplateTable(templates=TEMPLATES, counts=(5, 5, 1))
-    encoder = PromptEncoder.from_file(directory / TOKENIZER_FILE, pipeline.prompt)
+    encoder = PromptEncoder.from_file(directory / TOKENIZER_FILE, pipeline.prompt, table.ids())
     files = {p.name: FileEntry(sha256=file_sha256(p), bytes=p.stat().st_size)
              for p in sorted(directory.iterdir())}
     manifest = BundleManifest(
