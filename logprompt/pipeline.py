@@ -58,9 +58,14 @@ class Pipeline:
     ) -> Processed:
         parsed = self.matcher.parse(record.message)
         message = record.message[: self.config.max_message_chars]
+        keys = source_keys(record, self.config.source)
+        if len(keys) == 1:  # the common case, without the list building below
+            event = Event(keys[0], parsed.template_id, parsed.template, record.timestamp,
+                          position, message, label)
+            return Processed(record, [event], self.windower.add(event))
         events = [
             Event(key, parsed.template_id, parsed.template, record.timestamp, position, message, label)
-            for key in source_keys(record, self.config.source)
+            for key in keys
         ]
         windows: list[Window] = []
         for event in events:

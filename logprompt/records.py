@@ -9,12 +9,15 @@ dead-letter topic; nothing else is ever raised for bad input.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict
+
+from logprompt._regex import compiled
 
 DecodeReason = Literal[
     "empty", "too_long", "invalid_utf8", "invalid_json", "not_an_object", "missing_field",
@@ -74,20 +77,20 @@ def decode_record(value: bytes | None, fmt: RecordFormat) -> LogRecord:
 
 
 def _decode_text(line: str, fmt: RecordFormat) -> LogRecord:
-    if not line.strip():
+    if not line or line.isspace():  # = not line.strip(), without building a copy
         raise DecodeError("empty", "the line is blank")
     timestamp = None
     level = None
     if fmt.text_timestamp_regex:
-        from logprompt._regex import compiled
-
-        match = compiled(fmt.text_timestamp_regex).search(line)
+        regex = compiled(fmt.text_timestamp_regex)
+        match = regex.search(line)
         if match is None:
             if fmt.timestamp_required:
                 raise DecodeError("bad_timestamp", "no timestamp in the line")
         else:
             timestamp = parse_timestamp(match.group("timestamp"), fmt.text_timestamp_format)
-            level = match.groupdict().get("level")
+            if "level" in regex.groupindex:
+                level = match.group("level")
     return LogRecord(message=line, timestamp=timestamp, level=level)
 
 
@@ -146,7 +149,7 @@ def parse_timestamp(text: str, strptime_format: str | None) -> float:
     """Epoch seconds from a timestamp string: a strptime format, ISO 8601, or a number."""
     try:
         if strptime_format:
-            parsed = datetime.strptime(text, strptime_format)
+            parsed = _fixed_width(text, strptime_format) or datetime.strptime(text, strptime_format)
         else:
             try:
                 return float(text)
@@ -158,3 +161,52 @@ def parse_timestamp(text: str, strptime_format: str | None) -> float:
         return parsed.timestamp()
     except (ValueError, OverflowError, OSError) as exc:
         raise DecodeError("bad_timestamp", f"cannot read timestamp {text[:64]!r}: {exc}") from None
+
+
+# strptime costs ~10 us, paid once per distinct timestamp (a replay of old logs has many). For a
+# format made only of %Y %y %m %d %H %M %S and literal characters, a text with exactly two ASCII
+# digits per field (four for %Y) forming a valid date is read directly: strptime reads such a
+# text the same way (for valid values its regex alternatives take two digits first). Anything
+# else (other widths, invalid dates, other fields) goes to strptime, which decides.
+_FIELDS = {"Y": r"(\d{4})", "y": r"(\d{2})", "m": r"(\d{2})", "d": r"(\d{2})", "H": r"(\d{2})",
+           "M": r"(\d{2})", "S": r"(\d{2})"}
+
+
+@functools.lru_cache(maxsize=64)
+def _fixed_width_plan(strptime_format: str) -> tuple[re.Pattern[str], tuple[str, ...]] | None:
+    """(regex, field letters) for a numeric zero-padded format; None when it has other fields."""
+    pattern, fields, i = [], [], 0
+    while i < len(strptime_format):
+        char = strptime_format[i]
+        if char == "%":
+            field = strptime_format[i + 1: i + 2]
+            if field not in _FIELDS or field in fields:
+                return None
+            pattern.append(_FIELDS[field])
+            fields.append(field)
+            i += 2
+        else:
+            # Exactly this character: a subset of what strptime accepts there (it matches
+            # whitespace as \s+ and letters case-insensitively).
+            pattern.append(re.escape(char))
+            i += 1
+    return re.compile("".join(pattern), re.ASCII), tuple(fields)
+
+
+def _fixed_width(text: str, strptime_format: str) -> datetime | None:
+    plan = _fixed_width_plan(strptime_format)
+    if plan is None:
+        return None
+    regex, fields = plan
+    match = regex.fullmatch(text)
+    if match is None:
+        return None
+    values = dict(zip(fields, map(int, match.groups()), strict=True))
+    year = values.get("Y", 1900)
+    if "y" in values:
+        year = values["y"] + (2000 if values["y"] <= 68 else 1900)
+    try:
+        return datetime(year, values.get("m", 1), values.get("d", 1), values.get("H", 0),
+                        values.get("M", 0), values.get("S", 0))
+    except ValueError:
+        return None

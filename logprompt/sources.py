@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -36,14 +37,27 @@ def source_keys(record: LogRecord, config: SourceKeyConfig) -> list[str]:
         if not config.pattern:
             raise ValueError("source key kind 'regex' needs a pattern")
         regex = compiled(config.pattern)
-        keys = []
-        for match in regex.finditer(record.message):
-            key = match.group(1) if regex.groups else match.group(0)
-            if key not in keys:
-                keys.append(key)
-            if len(keys) >= config.max_keys_per_record:
-                break
-    keys = [k[: config.max_key_length] for k in keys]
+        if regex.groups <= 1:
+            # findall gives group 1 (or the whole match) in C; dict keeps first appearances.
+            # The bound is at least one key, as the loop below stops only after adding one.
+            found = dict.fromkeys(regex.findall(record.message))
+            keys = list(found)[: max(1, config.max_keys_per_record)]
+        else:
+            keys = _distinct_group1(regex, record.message, config.max_keys_per_record)
+    limit = config.max_key_length
+    if keys and max(map(len, keys)) > limit:
+        keys = [k[:limit] for k in keys]
     if not keys and config.default_key is not None:
         return [config.default_key]
+    return keys
+
+
+def _distinct_group1(regex: re.Pattern[str], message: str, limit: int) -> list[str]:
+    keys: list[str] = []
+    for match in regex.finditer(message):
+        key = match.group(1)
+        if key not in keys:
+            keys.append(key)
+        if len(keys) >= limit:
+            break
     return keys

@@ -247,37 +247,48 @@ class Windower:
 
     # -- session --------------------------------------------------------------------------
     def _add_session(self, event: Event) -> list[Window]:
+        # The hot path of the streamer: locals instead of repeated attribute/property lookups.
         cfg = self.config
+        gap = cfg.gap_s
+        key = event.key
+        keys = self._keys
         ts = event.timestamp if event.timestamp is not None else self._max_time
         if ts == -math.inf:
             ts = 0.0
         out: list[Window] = []
-        state = self._keys.get(event.key)
-        if state is not None and ts - state.last_time > cfg.gap_s:
+        state = keys.get(key)
+        if state is not None and ts - state.last_time > gap:
             # This key's own next event proves the gap: close before adding.
-            out.append(self._emit(event.key, tuple(state.events), "gap", event.position))
-            del self._keys[event.key]
+            out.append(self._emit(key, tuple(state.events), "gap", event.position))
+            del keys[key]
             state = None
-        if state is None and ts + cfg.gap_s < self.watermark:
-            self.stats.late += 1
-            if cfg.late_policy == "drop":
-                self.stats.dropped_late += 1
-                return out
         if state is None:
-            out.extend(self._make_room(event.key))
-        state = self._touch(event.key)
+            if ts + gap < self._max_time - cfg.allowed_lateness_s:  # older than the watermark
+                self.stats.late += 1
+                if cfg.late_policy == "drop":
+                    self.stats.dropped_late += 1
+                    return out
+            if len(keys) >= cfg.max_open_keys:
+                out.extend(self._make_room(key))
+            state = keys[key] = _KeyState()
+        else:
+            keys.move_to_end(key)
         state.events.append(event)
-        state.last_time = max(state.last_time, ts)
+        if ts > state.last_time:
+            state.last_time = ts
         self._sequence += 1
         state.version = self._sequence
-        heapq.heappush(self._deadlines, (state.last_time + cfg.gap_s, state.version, event.key))
-        if len(self._deadlines) > 2 * len(self._keys) + 1024:
+        heapq.heappush(self._deadlines, (state.last_time + gap, state.version, key))
+        if len(self._deadlines) > 2 * len(keys) + 1024:
             self._compact_deadlines()
         if len(state.events) >= cfg.max_events:
-            out.append(self._emit(event.key, tuple(state.events), "max_events", event.position))
-            del self._keys[event.key]
-        self._max_time = max(self._max_time, ts)
-        out.extend(self._close_expired(event.position))
+            out.append(self._emit(key, tuple(state.events), "max_events", event.position))
+            del keys[key]
+        if ts > self._max_time:
+            self._max_time = ts
+        deadlines = self._deadlines
+        if deadlines and deadlines[0][0] < self._max_time - cfg.allowed_lateness_s:
+            out.extend(self._close_expired(event.position))
         return out
 
     def _compact_deadlines(self) -> None:
