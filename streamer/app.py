@@ -176,9 +176,7 @@ class StreamerApp:
                 break
             batch = max_records - self.summary.records if max_records else s.max_poll_records
             messages = self._consumer.consume(min(batch, s.max_poll_records), 0.05)
-            for message in messages:
-                self._handle(message)
-            self._count_records(messages)
+            self._handle_batch(messages)
             self._publish(self._worker.collect())
             self._backpressure()
             if s.idle_flush_s is not None:
@@ -196,46 +194,61 @@ class StreamerApp:
                 self._update_lag()
                 next_lag = now + s.lag_refresh_s
 
-    def _handle(self, message: Message) -> None:
-        error = message.error()
-        if error is not None:
-            if error.code() == KafkaError._PARTITION_EOF:
-                return
-            log.error("consumer error", topic=message.topic(), partition=message.partition(),
-                      offset=message.offset(), error=str(error))
-            if error.fatal():
-                raise FatalKafkaError(f"fatal consumer error: {error}")
-            return
-        topic, partition, offset = message.topic(), message.partition(), message.offset()
-        assert topic is not None and partition is not None and offset is not None
-        state = self._states.get((topic, partition))
-        if state is None or not state.accepts(offset):
-            return  # revoked, or fetched before a rewind: not ours to process
-        self.summary.records += 1
-        outcome = state.process(message.value(), offset)
-        if outcome.replay:
-            self.metrics.replayed_records.inc()
-            if outcome.suppressed:
-                self.metrics.windows_suppressed.inc(outcome.suppressed)
-                self.summary.suppressed += outcome.suppressed
-        if outcome.error is not None:
-            self._dead_letter(message, outcome.error)
-        if outcome.windows:
-            self._windows_closed(outcome.windows)
-
-    def _count_records(self, messages: list[Message]) -> None:
-        # One metric update per topic and batch, not per record (labels() costs microseconds).
+    def _handle_batch(self, messages: list[Message]) -> None:
+        """Process a consumed batch in order. Per record only what must be per record; metrics
+        and the hand-over of closed windows to the scoring worker happen once per batch."""
+        states = self._states
         counts: dict[str, int] = {}
-        for message in messages:
-            if message.error() is None:
-                topic = message.topic() or ""
+        closed: list[Window] = []
+        processed = 0
+        try:
+            for message in messages:
+                if message.error() is not None:
+                    self._consumer_error(message)
+                    continue
+                topic, partition, offset = message.topic(), message.partition(), message.offset()
+                assert topic is not None and partition is not None and offset is not None
                 counts[topic] = counts.get(topic, 0) + 1
-        for topic, n in counts.items():
-            self.metrics.records_in.labels(topic).inc(n)
+                state = states.get((topic, partition))
+                if state is None or not state.accepts(offset):
+                    continue  # revoked, or fetched before a rewind: not ours to process
+                processed += 1
+                outcome = state.process(message.value(), offset)
+                if outcome.replay:
+                    self.metrics.replayed_records.inc()
+                    if outcome.suppressed:
+                        self.metrics.windows_suppressed.inc(outcome.suppressed)
+                        self.summary.suppressed += outcome.suppressed
+                if outcome.error is not None:
+                    self._dead_letter(message, outcome.error)
+                if outcome.windows:
+                    closed.extend(outcome.windows)
+        finally:
+            # Also when a record raised: what was processed before it is handed over, so a
+            # commit on the way out never checkpoints past windows that were not scored.
+            self.summary.records += processed
+            # One metric update per topic and batch, not per record (labels() costs microseconds).
+            for topic, n in counts.items():
+                self.metrics.records_in.labels(topic).inc(n)
+            if closed:
+                self._windows_closed(closed)
+
+    def _consumer_error(self, message: Message) -> None:
+        error = message.error()
+        assert error is not None
+        if error.code() == KafkaError._PARTITION_EOF:
+            return
+        log.error("consumer error", topic=message.topic(), partition=message.partition(),
+                  offset=message.offset(), error=str(error))
+        if error.fatal():
+            raise FatalKafkaError(f"fatal consumer error: {error}")
 
     def _windows_closed(self, windows: list[Window]) -> None:
+        reasons: dict[str, int] = {}
         for w in windows:
-            self.metrics.windows_closed.labels(w.close_reason).inc()
+            reasons[w.close_reason] = reasons.get(w.close_reason, 0) + 1
+        for reason, n in reasons.items():
+            self.metrics.windows_closed.labels(reason).inc(n)
         self.summary.windows += len(windows)
         assert self._worker is not None
         self._worker.submit(windows)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import orjson
@@ -88,10 +89,13 @@ class Outcome:
     replayed record, whose outcome was committed before), and how many windows were
     suppressed."""
 
-    windows: list[Window]
+    windows: Sequence[Window]
     error: DecodeError | None
     replay: bool
     suppressed: int = 0
+
+
+_NOTHING = Outcome((), None, False)  # shared: read-only (frozen, empty tuple)
 
 
 @dataclass
@@ -134,6 +138,8 @@ class PartitionState:
         if replay:
             # Closed by a record below the checkpoint: its alert (if any) is already committed.
             return Outcome([], None, True, len(processed.windows))
+        if not processed.windows:
+            return _NOTHING  # most records close no window: no allocation for them
         return Outcome(processed.windows, None, False)
 
     def flush(self) -> list[Window]:
@@ -146,8 +152,11 @@ class PartitionState:
         self.next_offset = offset + 1
         self.dirty = True
         self.last_input = time.monotonic()
-        if self.next_offset >= self.replay_until:
+        if self.pipeline.windower is self.filter and self.next_offset >= self.replay_until:
             self.filter.reached_checkpoint()
+            # Past the replay the filter passes every event through: take it out of the
+            # per-record path.
+            self.pipeline.windower = self.windower
 
     def checkpoint(self, starts: dict[str, KeyState] | None = None) -> TopicPartition | None:
         """The offset to commit (trailing to the oldest open window) with the checkpoint in
