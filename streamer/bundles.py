@@ -4,6 +4,10 @@ The loader is ``logprompt.bundle:load_bundle`` unless ``bundle_loader`` names an
 with the same signature. A bundle is accepted only if it loads and scores a probe prompt to a
 finite probability: at start a failure stops the process (:class:`BundleLoadError`); during a
 hot reload it is refused and the old bundle keeps serving.
+
+A bundle is data (JSON, an ONNX graph, a tokenizer), never code: nothing here unpickles, and a
+bundle directory holding a pickle (by its header bytes or its file name) is refused before
+the loader opens it, so a pickled model smuggled into a bundle cannot run at load time.
 """
 
 from __future__ import annotations
@@ -20,6 +24,31 @@ from streamer.scoring import Scorer, ThresholdOverride
 from streamer.settings import StreamerSettings
 
 MANIFEST_NAME = "manifest.json"
+# Names of the formats that deserialize by running code (pickle, and torch/joblib around it).
+PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".pt", ".pth", ".ckpt")
+
+
+def is_pickle(path: Path) -> bool:
+    """A pickle by name, or by the header every pickle of protocol 2 to 5 starts with."""
+    if path.name.lower().endswith(PICKLE_SUFFIXES):
+        return True
+    try:
+        with path.open("rb") as f:
+            head = f.read(2)
+    except OSError:
+        return False
+    return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+
+
+def refuse_pickles(path: Path) -> None:
+    """BundleLoadError when the bundle directory holds a pickle anywhere (archives are checked
+    by the loader's manifest: only the listed JSON/ONNX files are read from them)."""
+    if not path.is_dir():
+        return
+    found = sorted(str(f.relative_to(path)) for f in path.rglob("*") if f.is_file() and is_pickle(f))
+    if found:
+        raise BundleLoadError(f"the bundle at {path} holds pickled files, which are never "
+                              f"loaded (a pickle runs code when read): {', '.join(found)}")
 
 
 def _loader(spec: str) -> Callable[..., Any]:
@@ -35,6 +64,7 @@ def _loader(spec: str) -> Callable[..., Any]:
 def load_scorer(settings: StreamerSettings, path: Path | None = None) -> Scorer:
     """Load, apply the threshold override, and validate; BundleLoadError says why not."""
     path = path or settings.bundle_path
+    refuse_pickles(path)
     loader = _loader(settings.bundle_loader)
     kwargs: dict[str, Any] = {"execution_provider": settings.execution_provider,
                               "intra_op_threads": settings.intra_op_threads}

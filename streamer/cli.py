@@ -1,7 +1,8 @@
 """``logprompt stream`` (also ``python -m streamer``): run the streamer until SIGTERM.
 
 Settings come from defaults < TOML file < ``LOGPROMPT_*`` environment < these flags.
-Exit codes: 0 stopped cleanly, 2 the model bundle could not be loaded, 3 a fatal Kafka error.
+Exit codes: 0 stopped cleanly, 2 the model bundle could not be loaded, 3 a fatal Kafka error,
+4 the cluster refused the credentials (authentication or TLS), or a secret file is unreadable.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def stream(
     """Detect anomalies in log topics in real time and publish alerts, exactly once."""
     from streamer.app import StreamerApp
     from streamer.exceptions import BundleLoadError, FatalKafkaError
+    from streamer.kafka_clients import KafkaCredentialsError, check_credentials
     from streamer.logs import configure_logging
     from streamer.settings import load_settings
 
@@ -56,6 +58,11 @@ def stream(
     log = structlog.get_logger("streamer")
     # SecretStr fields dump as '**********': the effective settings are safe to log.
     log.info("settings", **settings.model_dump(mode="json", exclude={"kafka": {"extra"}}))
+    try:
+        check_credentials(settings)
+    except KafkaCredentialsError as exc:
+        log.error("cannot start: kafka authentication failed", error=str(exc))
+        raise typer.Exit(4) from None
     app = StreamerApp(settings)
     app.install_signal_handlers()
     try:

@@ -1,14 +1,20 @@
 """librdkafka configuration of the streamer's consumer and transactional producer.
 
 Layered as in quix-streams: our defaults, then the user's ``kafka`` settings (connection and
-``extra``), then the keys the streamer must own for exactly-once to hold. No network call here.
+``extra``), then the keys the streamer must own for exactly-once to hold. No network call
+here, except :func:`check_credentials`, the start-up check that fails fast on bad credentials.
 """
 
 from __future__ import annotations
 
 import socket
+import time
 from typing import Any
 
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
+
+from streamer.exceptions import FatalKafkaError
 from streamer.settings import StreamerSettings
 
 # Keys whose values are never logged (librdkafka names, lower case substrings).
@@ -68,3 +74,45 @@ def redacted(config: dict[str, Any]) -> dict[str, Any]:
     """A copy safe to log: secret-looking values masked."""
     return {k: ("***" if any(m in k.lower() for m in _SECRET_MARKERS) else v)
             for k, v in config.items()}
+
+
+class KafkaCredentialsError(FatalKafkaError):
+    """The cluster refused our credentials or TLS trust (or a secret file is unreadable): a
+    restart cannot fix it, so the process exits at once instead of retrying forever."""
+
+
+# librdkafka reports these through error_cb only; its client calls just time out meanwhile.
+_CREDENTIAL_ERRORS = {KafkaError._AUTHENTICATION: "authentication failed",
+                      KafkaError._SSL: "TLS handshake failed"}
+
+
+def check_credentials(settings: StreamerSettings, timeout_s: float = 20.0) -> None:
+    """Before any client joins the group: log in once with a metadata request. A refused login
+    raises :class:`KafkaCredentialsError` within seconds (librdkafka alone would retry and the
+    streamer would hang in start-up). An unreachable cluster is not decided here: after
+    ``timeout_s`` the normal start-up path takes over and waits for it. PLAINTEXT has no
+    credentials to check."""
+    kafka = settings.kafka
+    try:
+        config: dict[str, Any] = dict(kafka.librdkafka_config())
+    except ValueError as exc:  # an unreadable or empty secret file
+        raise KafkaCredentialsError(f"kafka credentials: {exc}") from None
+    if kafka.security_protocol == "PLAINTEXT":
+        return
+    errors: list[KafkaError] = []
+    config["error_cb"] = errors.append
+    admin = AdminClient(config)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            admin.list_topics(timeout=1.0)
+            return
+        except KafkaException:
+            pass
+        admin.poll(0.2)  # serves error_cb
+        for error in errors:
+            if error.code() in _CREDENTIAL_ERRORS:
+                raise KafkaCredentialsError(
+                    f"kafka {_CREDENTIAL_ERRORS[error.code()]} ({kafka.security_protocol}, "
+                    f"mechanism {kafka.sasl_mechanism}, user {kafka.sasl_username!r}, "
+                    f"{kafka.bootstrap_servers}): {error.str()}")

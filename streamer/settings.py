@@ -26,11 +26,14 @@ class KafkaSettings(BaseModel):
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
-    sasl_password_file: Path | None = None  # a mounted Secret; read at start
-    ssl_ca_location: Path | None = None
+    # Secrets may come from files instead (a mounted Kubernetes Secret): read when the clients
+    # are configured, trailing newline stripped; a file wins over the inline value.
+    sasl_password_file: Path | None = None
+    ssl_ca_location: Path | None = None  # the CA bundle file (PEM) that signs the brokers
     ssl_certificate_location: Path | None = None
     ssl_key_location: Path | None = None
     ssl_key_password: SecretStr | None = None
+    ssl_key_password_file: Path | None = None
     extra: dict[str, str] = Field(default_factory=dict)  # any other librdkafka key
 
     def librdkafka_config(self) -> dict[str, str]:
@@ -39,23 +42,34 @@ class KafkaSettings(BaseModel):
             "bootstrap.servers": self.bootstrap_servers,
             "security.protocol": self.security_protocol,
         }
-        password = self.sasl_password.get_secret_value() if self.sasl_password else None
-        if self.sasl_password_file is not None:
-            password = self.sasl_password_file.read_text().strip()
         optional = {
             "sasl.mechanism": self.sasl_mechanism,
             "sasl.username": self.sasl_username,
-            "sasl.password": password,
+            "sasl.password": _secret(self.sasl_password, self.sasl_password_file,
+                                     "kafka.sasl_password_file"),
             "ssl.ca.location": self.ssl_ca_location,
             "ssl.certificate.location": self.ssl_certificate_location,
             "ssl.key.location": self.ssl_key_location,
-            "ssl.key.password": (
-                self.ssl_key_password.get_secret_value() if self.ssl_key_password else None
-            ),
+            "ssl.key.password": _secret(self.ssl_key_password, self.ssl_key_password_file,
+                                        "kafka.ssl_key_password_file"),
         }
         config.update({k: str(v) for k, v in optional.items() if v is not None})
         config.update(self.extra)
         return config
+
+
+def _secret(inline: SecretStr | None, file: Path | None, setting: str) -> str | None:
+    """The secret's value: the file's content (stripped) when a file is set, else the inline
+    value. A missing or empty file is an error that names the setting and path, never the value."""
+    if file is None:
+        return inline.get_secret_value() if inline is not None else None
+    try:
+        value = file.read_text().strip()
+    except OSError as exc:
+        raise ValueError(f"{setting}: cannot read {file}: {exc.strerror}") from None
+    if not value:
+        raise ValueError(f"{setting}: {file} is empty")
+    return value
 
 
 class StreamerSettings(BaseSettings):

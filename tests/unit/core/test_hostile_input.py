@@ -5,6 +5,7 @@ flood of distinct source keys."""
 from __future__ import annotations
 
 import tracemalloc
+from pathlib import Path
 
 import orjson
 import pytest
@@ -91,3 +92,81 @@ def test_a_flood_of_distinct_keys_keeps_memory_bounded() -> None:
     assert pipeline.windower.stats.evicted == 24_500
     # Three times more keys must not cost more memory (caches are bounded LRUs).
     assert after_second < after_first * 1.5 + 500_000
+
+
+# -- a model bundle is data, never code: no pickle is ever loaded ----------------------------------
+class _Plant:
+    """Unpickling this creates ``path``: proof that a pickle ran."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        import builtins
+
+        return builtins.open, (self.path, "w")
+
+
+@pytest.fixture
+def probe_bundle(tmp_path: Path) -> Path:
+    from streamer.testing import build_probe_bundle
+
+    return build_probe_bundle(tmp_path / "bundle", HDFS, TABLE)
+
+
+def test_loading_and_scoring_a_bundle_never_unpickles(probe_bundle: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every pickle entry point raises while the bundle loads and scores: it still works."""
+    import pickle
+
+    from logprompt.bundle import load_bundle
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("pickle used while loading a bundle")
+
+    for name in ("load", "loads", "Unpickler"):
+        monkeypatch.setattr(pickle, name, refuse)
+    scorer = load_bundle(probe_bundle, execution_provider="cpu", variant="fp32")
+    prompt = scorer.encoder.encode(list(TABLE.templates[:1]), TABLE.ids()[:1])
+    assert 0.0 <= float(scorer.score([prompt])[0]) <= 1.0
+
+
+@pytest.mark.parametrize("name", ["model.pkl", "weights.bin", "checkpoint.pt"])
+def test_a_pickle_in_a_bundle_is_refused_unread(probe_bundle: Path, tmp_path: Path,
+                                                name: str) -> None:
+    """By file name or by its pickle header (``weights.bin``), before any file is opened by
+    the loader, at start and on hot reload alike (both go through load_scorer)."""
+    import pickle
+
+    from streamer.bundles import load_scorer
+    from streamer.exceptions import BundleLoadError
+    from streamer.settings import StreamerSettings
+
+    marker = tmp_path / "pwned"
+    (probe_bundle / name).write_bytes(pickle.dumps(_Plant(str(marker)), protocol=4))
+    settings = StreamerSettings(bundle_path=probe_bundle, execution_provider="cpu")
+    with pytest.raises(BundleLoadError, match=f"pickled files.*{name}"):
+        load_scorer(settings)
+    assert not marker.exists()
+
+
+def test_a_pickle_posing_as_the_onnx_graph_is_refused_unread(probe_bundle: Path,
+                                                             tmp_path: Path) -> None:
+    """Even with a manifest whose checksums match the pickle, the graph file is refused."""
+    import pickle
+
+    from logprompt import bundle as b
+    from streamer.bundles import load_scorer
+    from streamer.exceptions import BundleLoadError
+    from streamer.settings import StreamerSettings
+
+    marker = tmp_path / "pwned"
+    graph = probe_bundle / "model.onnx"
+    graph.write_bytes(pickle.dumps(_Plant(str(marker))))
+    manifest = b.read_manifest(probe_bundle, verify_files=False)
+    files = {**manifest.files, "model.onnx": b.FileEntry(
+        sha256=b.file_sha256(graph), bytes=graph.stat().st_size)}
+    b.write_manifest(manifest.model_copy(update={"files": files}), probe_bundle)
+    with pytest.raises(BundleLoadError, match="model.onnx"):
+        load_scorer(StreamerSettings(bundle_path=probe_bundle, execution_provider="cpu"))
+    assert not marker.exists()
