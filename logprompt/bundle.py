@@ -301,15 +301,19 @@ class BundleScorer:
 
     def score(self, prompts: Sequence[EncodedPrompt]) -> np.ndarray:
         """Anomaly probability (float32, shape ``(len(prompts),)``) of each encoded prompt,
-        in order; batches of at most ``max_batch``, each padded to its longest prompt."""
-        if not prompts:
-            return np.zeros((0,), dtype=np.float32)
-        out: list[np.ndarray] = []
+        in order; batches of at most ``max_batch``, each padded to its longest prompt.
+
+        Prompts are batched by length (shortest first) so that a short window is not padded to
+        a long neighbour's width: the encoder's cost grows with the padded width, and an fp32
+        score does not depend on its batch neighbours."""
+        out = np.zeros((len(prompts),), dtype=np.float32)
+        by_length = np.argsort([len(p.input_ids) for p in prompts], kind="stable")
         for start in range(0, len(prompts), self.max_batch):
-            feed = pad_batch(prompts[start : start + self.max_batch], self.encoder.pad_id)
+            chunk = by_length[start : start + self.max_batch]
+            feed = pad_batch([prompts[i] for i in chunk], self.encoder.pad_id)
             (probability,) = self._session.session.run(["anomaly_probability"], feed)
-            out.append(np.asarray(probability, dtype=np.float32))
-        return np.concatenate(out)
+            out[chunk] = np.asarray(probability, dtype=np.float32).reshape(-1)
+        return out
 
     def score_windows(self, windows: Sequence[Window]) -> np.ndarray:
         """Render each window with the bundle's encoder, then :meth:`score`."""

@@ -86,6 +86,8 @@ def main() -> None:
                     wall = time.perf_counter() - t0
                     report = evaluate(ckpt, reports / name, dataset=dataset)
                     shutil.copy(ckpt / "checkpoint.json", reports / name / "checkpoint.json")
+                    # val/test scores and labels: thresholds can be studied without retraining
+                    shutil.copy(ckpt / "scores.npz", reports / name / "scores.npz")
                 row = {"run": name, "tag": args.tag, "dataset": args.dataset, "budget": budget,
                        "loss": loss, "sample": sample, "train_wall_s": round(wall, 1),
                        "labelled": report["labelled"], "results": report["results"],

@@ -73,6 +73,27 @@ def test_batches_larger_than_max_batch_keep_order(toy_bundle: Path) -> None:
     np.testing.assert_allclose(scorer.score_windows(windows), one_by_one, atol=1e-6)
 
 
+def test_batches_are_cut_by_length(toy_bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Short prompts are not padded to long neighbours' width (cost grows with the width)."""
+    scorer = load_bundle(toy_bundle, execution_provider="cpu", max_batch=3, variant="fp32")
+    widths: list[int] = []
+    session = scorer._session.session
+    real_run = session.run
+
+    def recording_run(names: list[str], feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        widths.append(int(feed["input_ids"].shape[1]))
+        return real_run(names, feed)
+
+    monkeypatch.setattr(session, "run", recording_run)
+    windows = [_window(list(TEMPLATES) * (4 if i % 2 else 1)) for i in range(6)]
+    scores = scorer.score_windows(windows)
+    short, long = (len(scorer.encoder.encode(w.templates, w.template_ids).input_ids)
+                   for w in windows[:2])
+    assert widths == [short, long]  # unsorted, every batch would be padded to the long width
+    one_by_one = np.concatenate([scorer.score_windows([w]) for w in windows])
+    np.testing.assert_allclose(scores, one_by_one, atol=1e-6)
+
+
 def test_flipped_byte_in_model_is_refused(toy_bundle: Path) -> None:
     model = toy_bundle / MODEL_FILES["fp32"]
     _flip(model, model.stat().st_size // 2)
