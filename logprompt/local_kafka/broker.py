@@ -174,7 +174,9 @@ class LocalKafkaBroker:
     def _format_storage(self, config: Path) -> None:
         if (self.data_dir / "kraft-logs" / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = "-"
+        while cluster_id.startswith("-"):  # as Kafka's Uuid.randomUuid: "-..." reads as an option
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         cmd = [
             self._java(), "-cp", self._classpath(),
             f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}",
