@@ -176,8 +176,7 @@ class StreamerApp:
                 break
             batch = max_records - self.summary.records if max_records else s.max_poll_records
             messages = self._consumer.consume(min(batch, s.max_poll_records), 0.05)
-            self._handle_batch(messages)
-            self._publish(self._worker.collect())
+            self._process(messages)
             self._backpressure()
             if s.idle_flush_s is not None:
                 self._idle_flush(s.idle_flush_s)
@@ -192,7 +191,20 @@ class StreamerApp:
                 next_reload_check = time.monotonic() + s.bundle_reload_interval_s
             if now >= next_lag:
                 self._update_lag()
+                self._update_state_gauges()
                 next_lag = now + s.lag_refresh_s
+
+    def _process(self, messages: list[Message]) -> None:
+        """Handle a consumed batch and publish what the worker has scored. A produce here can
+        fail as a commit can (the transaction turned abortable, e.g. while the broker
+        restarted: librdkafka then refuses produce() with _STATE): recover the same way, abort
+        and rewind (exit 3 if fatal), instead of letting the exception end the process."""
+        assert self._worker is not None
+        try:
+            self._handle_batch(messages)
+            self._publish(self._worker.collect())
+        except KafkaException as exc:
+            self._on_txn_error(exc)
 
     def _handle_batch(self, messages: list[Message]) -> None:
         """Process a consumed batch in order. Per record only what must be per record; metrics
@@ -389,7 +401,8 @@ class StreamerApp:
 
     def _on_txn_error(self, exc: KafkaException) -> bool:
         err: KafkaError = exc.args[0]
-        if err.fatal():
+        # produce() reports the producer's fatal state as code _FATAL with fatal() False.
+        if err.fatal() or err.code() == KafkaError._FATAL:
             log.error("fatal transaction error; exiting so a restart can recover",
                       error=str(err))
             self.metrics.transactions.labels("fatal").inc()
@@ -420,9 +433,14 @@ class StreamerApp:
         assert self._consumer is not None
         if not tps:
             return
+        # A partition with nothing committed yet restarts at the first record it processed (where
+        # auto.offset.reset put it), not at the consumer's position: that would skip records.
+        firsts = {tp: self._states[tp].first_offset for tp in tps if tp in self._states}
         fresh = self._fresh_states([TopicPartition(t, p) for t, p in tps])
         for tp in fresh:
-            offset = tp.offset if tp.offset >= 0 else None
+            offset = tp.offset if tp.offset >= 0 else firsts.get((tp.topic, tp.partition))
+            if tp.offset < 0:  # kept for the next rewind, should it come before any record
+                self._states[(tp.topic, tp.partition)].first_offset = offset
             if offset is not None:
                 with contextlib.suppress(KafkaException):
                     self._consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
@@ -527,10 +545,8 @@ class StreamerApp:
 
     def _idle_flush(self, idle_s: float) -> None:
         now = time.monotonic()
-        open_keys = 0
         for state in self._states.values():
             windower = state.pipeline.windower
-            open_keys += windower.open_keys
             # Never during a replay: the committed run did not flush there (a flush leaves no
             # open window, so the checkpoint after it is never trailing).
             if (windower.open_keys and not state.replaying and now - state.last_input >= idle_s
@@ -538,7 +554,6 @@ class StreamerApp:
                 windows = state.flush()
                 if windows:
                     self._windows_closed(windows)
-        self.metrics.open_windows.set(open_keys)
 
     def _caught_up(self, state: PartitionState) -> bool:
         """Whether this partition has no record left to fetch. "No record for idle_flush_s"
@@ -553,6 +568,16 @@ class StreamerApp:
             return False
         # position skips transaction markers; with read_committed, high is the last stable offset.
         return high >= 0 and position.offset >= high
+
+    def _update_state_gauges(self) -> None:
+        """What the process holds in memory, refreshed with the lag (not per record): a soak
+        watches these stay bounded."""
+        assert self._worker is not None
+        self.metrics.open_windows.set(
+            sum(state.pipeline.windower.open_keys for state in self._states.values()))
+        self.metrics.open_window_events.set(
+            sum(state.pipeline.windower.open_events for state in self._states.values()))
+        self.metrics.score_cache_entries.set(len(self._worker.cache))
 
     def _update_lag(self) -> None:
         assert self._consumer is not None
@@ -628,7 +653,10 @@ class StreamerApp:
                 self._consumer.close()
             self._consumer = None
         if self._producer is not None:
-            self._producer.flush(5)
+            # Best effort: a producer in a fatal state raises here, and that must not replace
+            # the error that ended the loop (a FatalKafkaError exits 3, a restart recovers).
+            with contextlib.suppress(KafkaException):
+                self._producer.flush(5)
 
 
 def ensure_state_topic(settings: StreamerSettings, name: str) -> int:

@@ -64,6 +64,10 @@ class StreamerMetrics:
             registry=r)
         self.open_windows = Gauge(
             "logprompt_open_window_keys", "Source keys with an open window", registry=r)
+        self.open_window_events = Gauge(
+            "logprompt_open_window_events", "Events held in open windows", registry=r)
+        self.score_cache_entries = Gauge(
+            "logprompt_score_cache_entries", "Entries in the LRU score cache", registry=r)
         self.model_info = Gauge(
             "logprompt_model_info", "The bundle being served (value 1)",
             ["model_version", "providers"], registry=r)

@@ -108,6 +108,8 @@ class PartitionState:
     committed_starts: dict[str, KeyState] = field(default_factory=dict)  # as in the state topic
     watermark: float | None = None  # the checkpoint's session watermark
     next_offset: int | None = None  # offset after the last record processed here
+    # The first record processed here: where a rewind restarts when nothing is committed yet.
+    first_offset: int | None = None
     dirty: bool = False  # processed something since the last commit
     last_input: float = field(default_factory=time.monotonic)
 
@@ -149,6 +151,8 @@ class PartitionState:
         return self.pipeline.flush()
 
     def advance(self, offset: int) -> None:
+        if self.first_offset is None:
+            self.first_offset = offset
         self.next_offset = offset + 1
         self.dirty = True
         self.last_input = time.monotonic()
