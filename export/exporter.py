@@ -26,6 +26,7 @@ import structlog
 from export.exceptions import CheckpointError, ExportError, OutputExistsError
 from export.graph import DEFAULT_OPSET, EXPORTER, MIN_OPSET
 from logprompt.bundle import (
+    INT8_MIN_AGREEMENT,
     MODEL_FILES,
     TOKENIZER_FILE,
     BundleManifest,
@@ -96,7 +97,7 @@ def _build(checkpoint: Path, out: Path, *, int8: bool, opset: int,
            datasets_root: Path | None, min_int8_agreement: float | None) -> None:
     from export import validate
     from export.graph import export_graph
-    from export.quantize import quantize_int8
+    from export.quantize import INT8_SCOPES, quantize_int8
     from logprompt.prompts import PromptEncoder, pad_batch
 
     # Imported by name: export depends on the checkpoint contract of training.model at run time
@@ -135,17 +136,28 @@ def _build(checkpoint: Path, out: Path, *, int8: bool, opset: int,
     variants = {"fp32": MODEL_FILES["fp32"]}
     if int8:
         int8_path = out / MODEL_FILES["int8"]
-        kept_fp32 = quantize_int8(fp32_path, int8_path)
+        # The fastest scope whose decisions the serving loader would trust; else the last
+        # (most faithful) one, recorded as it is (the loader then serves fp32 by default).
+        tried: list[dict[str, Any]] = []
+        for scope in INT8_SCOPES:
+            kept_fp32 = quantize_int8(fp32_path, int8_path, scope)
+            quantized = validate.ort_outputs(int8_path, data.prompts, encoder.pad_id)
+            int8_check = validate.check_int8(fp32["anomaly_probability"],
+                                             quantized["anomaly_probability"], threshold,
+                                             data.source)
+            log.info("validated_int8", scope=scope,
+                     unchanged_decisions=int8_check.unchanged_decisions,
+                     drift_mean=int8_check.probability_drift_mean,
+                     drift_max=int8_check.probability_drift_max)
+            tried.append({"scope": scope, "unchanged_decisions": int8_check.unchanged_decisions})
+            if int8_check.unchanged_decisions >= INT8_MIN_AGREEMENT:
+                break
+        assert int8_check is not None
+        validate.require_int8_agreement(int8_check, min_int8_agreement)
         quantization = {"method": "onnxruntime.quantization.quantize_dynamic",
                         "weight_type": "int8", "per_channel": True, "reduce_range": True,
-                        "op_types": ["MatMul"], "kept_fp32": kept_fp32}
-        quantized = validate.ort_outputs(int8_path, data.prompts, encoder.pad_id)
-        int8_check = validate.check_int8(fp32["anomaly_probability"],
-                                         quantized["anomaly_probability"], threshold,
-                                         data.source, min_int8_agreement)
-        log.info("validated_int8", unchanged_decisions=int8_check.unchanged_decisions,
-                 drift_mean=int8_check.probability_drift_mean,
-                 drift_max=int8_check.probability_drift_max)
+                        "op_types": ["MatMul"], "scope": tried[-1]["scope"],
+                        "kept_fp32": kept_fp32, "tried": tried}
         variants["int8"] = MODEL_FILES["int8"]
 
     files = {

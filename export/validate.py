@@ -145,10 +145,15 @@ def check_int8(fp32_probability: np.ndarray, int8_probability: np.ndarray, thres
     if not np.all(np.isfinite(int8_probability)):
         raise ValidationFailedError("int8", {"anomaly_probability": float("nan")},
                                     {"anomaly_probability": 1.0})
+    require_int8_agreement(check, min_agreement)
+    return check
+
+
+def require_int8_agreement(check: Int8Check, min_agreement: float | None) -> None:
+    """Fail the export when int8 keeps fewer decisions than ``min_agreement`` (if given)."""
     if min_agreement is not None and check.unchanged_decisions < min_agreement:
         raise ValidationFailedError("int8", {"unchanged_decisions": check.unchanged_decisions},
                                     {"unchanged_decisions": min_agreement})
-    return check
 
 
 def _distinct(prompts: Sequence[EncodedPrompt]) -> list[EncodedPrompt]:

@@ -137,6 +137,42 @@ def test_failed_validation_names_outputs_and_leaves_nothing(
     assert list(out.parent.iterdir()) == []  # no bundle, no temp dir
 
 
+@pytest.mark.slow
+def test_int8_scope_falls_back_when_decisions_change(
+        tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The all-MatMul int8 graph is kept only if it keeps the decisions the loader requires;
+    else the exporter quantizes again with the down-projections in fp32."""
+    from export import validate
+
+    real = validate.check_int8
+    calls: list[float] = []
+
+    def first_one_disagrees(*args: object, **kwargs: object) -> validate.Int8Check:
+        check = real(*args, **kwargs)  # type: ignore[arg-type]
+        if not calls:
+            check = check.model_copy(update={"unchanged_decisions": 0.9})
+        calls.append(check.unchanged_decisions)
+        return check
+
+    monkeypatch.setattr(validate, "check_int8", first_one_disagrees)
+    out = export_bundle_quietly(tiny_checkpoint, tmp_path / "bundle")
+    quantization = json.loads((out / MANIFEST_FILE).read_text())["graph"]["quantization"]
+    assert [t["scope"] for t in quantization["tried"]] == ["all", "keep_down_projections"]
+    assert quantization["scope"] == "keep_down_projections" and quantization["kept_fp32"]
+    manifest = json.loads((out / MANIFEST_FILE).read_text())
+    assert manifest["validation"]["int8"]["unchanged_decisions"] == calls[-1]
+
+
+@pytest.mark.slow
+def test_int8_scope_all_is_kept_when_it_keeps_the_decisions(bundle: Path) -> None:
+    quantization = json.loads((bundle / MANIFEST_FILE).read_text())["graph"]["quantization"]
+    first = quantization["tried"][0]
+    assert first["scope"] == "all"
+    if first["unchanged_decisions"] >= 0.995:
+        assert quantization["scope"] == "all" and quantization["kept_fp32"] == []
+        assert len(quantization["tried"]) == 1
+
+
 def test_old_opset_is_refused_before_any_work(tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main([str(tmp_path / "no-checkpoint"), str(tmp_path / "out"), "--opset", "13"]) == 1
