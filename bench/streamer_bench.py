@@ -13,9 +13,11 @@ Phases, on one broker (``KAFKA_BOOTSTRAP_SERVERS``, else the project's local bro
 
 The model is a probe bundle (``streamer.testing``: the real bundle format and ONNX Runtime
 session, an untrained one-layer graph), because a trained bundle's cost depends on the model,
-not on the streamer; pass ``--bundle`` to time a real one.
+not on the streamer. ``--bundle DIR`` adds a throughput row for that (trained) bundle, in the
+same run, so the two compare as a ratio.
 
-    .venv/bin/python bench/streamer_bench.py [--lines N] [--rate 10000] [--bundle DIR]
+    .venv/bin/python bench/streamer_bench.py [--lines N] [--rates 2000,10000] [--bundle DIR]
+        [--out bench/results/streamer_bench]
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from logprompt.windows import WindowConfig  # noqa: E402
 
 BLOCK = re.compile(rb"blk_-?\d+")
 RESULTS = REPO / "bench" / "results"
+LOG_PARTITIONS = 4
 
 
 def make_topic(admin: AdminClient, partitions: int, prefix: str) -> str:
@@ -92,6 +95,21 @@ def produce(bootstrap: str, topic: str, values: list[bytes], rate: float | None 
             producer.poll(0)
     producer.flush(120)
     return time.perf_counter() - started
+
+
+# One record per partition, dated after every session's gap has passed (HDFS_2pct ends on
+# 2008-11-11; the session gap is 18 h): the event-time watermark then closes every open
+# session, so the run scores all windows, as an offline evaluation of the file does. Without
+# it, sessions of the last 18 h stay open when the replay ends (they would close later, on the
+# idle timer of a live stream) and the run would time only part of the scoring.
+END_OF_REPLAY = b"081231 000000 0 INFO dfs.DataNode: end of replay blk_0"
+
+
+def produce_end_markers(bootstrap: str, topic: str, partitions: int) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for partition in range(partitions):
+        producer.produce(topic, value=END_OF_REPLAY, key=b"blk_0", partition=partition)
+    producer.flush(30)
 
 
 def bare_consume(bootstrap: str, topic: str, expect: int) -> float:
@@ -155,7 +173,10 @@ def main() -> None:
     parser.add_argument("--rates", default="2000,10000",
                         help="input rates (lines/s) of the latency phase, comma-separated")
     parser.add_argument("--latency-seconds", type=float, default=15.0)
-    parser.add_argument("--bundle", type=Path, default=None)
+    parser.add_argument("--bundle", type=Path, default=None,
+                        help="a trained bundle (session windows) to time beside the probe")
+    parser.add_argument("--out", type=Path, default=RESULTS / "streamer_bench",
+                        help="writes OUT.json and OUT.md")
     args = parser.parse_args()
 
     broker = None
@@ -172,9 +193,10 @@ def main() -> None:
     finally:
         if broker is not None:
             broker.stop()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "streamer_bench.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
-    (RESULTS / "streamer_bench.md").write_text(render(results))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    results["command"] = "bench/streamer_bench.py " + " ".join(sys.argv[1:])
+    args.out.with_suffix(".json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    args.out.with_suffix(".md").write_text(render(results))
     print(render(results))
 
 
@@ -183,8 +205,11 @@ def run(bootstrap: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     path = default_datasets_root() / "hdfs" / "HDFS_2pct.log.gz"
     records = list(read_lines(path, limit=args.lines))
     values = [r.value for r in records]
-    session_bundle = args.bundle or build_bundle("hdfs", records, tmp / "hdfs-probe")
-    sliding_bundle = build_bundle("hdfs_sliding", records, tmp / "hdfs-sliding-probe")
+    bundles = {"hdfs_session": build_bundle("hdfs", records, tmp / "hdfs-probe"),
+               "hdfs_sliding": build_bundle("hdfs_sliding", records, tmp / "hdfs-sliding-probe")}
+    if args.bundle:
+        bundles["hdfs_session trained"] = args.bundle
+    sliding_bundle = bundles["hdfs_sliding"]
     results: dict[str, Any] = {
         "when": datetime.now().astimezone().isoformat(timespec="seconds"),
         "host": {"cpus": os.cpu_count(), "python": platform.python_version(),
@@ -194,11 +219,13 @@ def run(bootstrap: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
     # 1 + 2: pre-produced replay, ceiling then one streamer process at full speed.
     throughput: dict[str, Any] = {}
-    for name, bundle in (("hdfs_session", session_bundle), ("hdfs_sliding", sliding_bundle)):
-        topics = {"logs": make_topic(admin, 4, "bench-logs"),
+    for name, bundle in bundles.items():
+        topics = {"logs": make_topic(admin, LOG_PARTITIONS, "bench-logs"),
                   "alerts": make_topic(admin, 3, "bench-alerts"),
                   "dlq": make_topic(admin, 1, "bench-dlq")}
         produce_s = produce(bootstrap, topics["logs"], values)
+        produce_end_markers(bootstrap, topics["logs"], LOG_PARTITIONS)
+        records_in = len(values) + LOG_PARTITIONS
         if name == "hdfs_session":
             results["produce_lines_per_s"] = round(len(values) / produce_s)
             results["bare_consumer_lines_per_s"] = round(bare_consume(bootstrap, topics["logs"],
@@ -206,17 +233,23 @@ def run(bootstrap: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         group = f"bench-{uuid.uuid4().hex[:8]}"
         proc = subprocess.run(
             streamer_cmd(bootstrap, topics, bundle, group,
-                         ["--max-records", str(len(values)), "--commit-interval-ms", "500"]),
+                         ["--max-records", str(records_in), "--commit-interval-ms", "500"]),
             cwd=REPO, capture_output=True, text=True, timeout=900)
         events = log_events(proc.stderr + proc.stdout)
         if proc.returncode != 0:
             raise SystemExit(f"streamer failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
         elapsed = event_time(events, "stopped") - event_time(events, "partitions assigned")
         stopped = next(e for e in events if e.get("event") == "stopped")
-        providers = next(e for e in events if e.get("event") == "bundle loaded")["providers"]
+        loaded = next(e for e in events if e.get("event") == "bundle loaded")
+        providers = loaded["providers"]
         throughput[name] = {
+            "bundle": "probe" if bundle != args.bundle else str(bundle),
+            "model_version": loaded.get("model_version"),
+            "variant": next((e.get("variant") for e in events
+                             if e.get("event") == "bundle_loaded"), None),
             "lines_per_s": round(len(values) / elapsed),
             "seconds": round(elapsed, 2),
+            "windows_scored": stopped.get("windows"),
             "alerts": stopped["alerts"],
             "cache_hit_rate": stopped["cache_hit_rate"],
             "providers": providers,
@@ -292,8 +325,9 @@ def render(r: dict[str, Any]) -> str:
         "",
         f"Run {r['when']} on {r['host']['cpus']} CPUs (shared), Python {r['host']['python']}; "
         f"{r['lines']:,} lines of {r['dataset']}, 4 partitions keyed by block id; "
-        "one streamer process; probe bundle (real bundle format and ONNX Runtime session, "
-        "untrained one-layer graph). Command: `.venv/bin/python bench/streamer_bench.py`.",
+        "one streamer process. Rows say which bundle: the probe (real bundle format and ONNX "
+        "Runtime session, untrained one-layer graph: the streamer's own cost) or a trained one. "
+        f"Command: `.venv/bin/python {r.get('command', 'bench/streamer_bench.py')}`.",
         "",
         "| measure | value |",
         "| --- | --- |",
@@ -301,8 +335,11 @@ def render(r: dict[str, Any]) -> str:
         f"| producer (replay) | {r['produce_lines_per_s']:,} lines/s |",
     ]
     for name, m in t.items():
-        lines.append(f"| streamer, {name} windows | {m['lines_per_s']:,} lines/s "
-                     f"({m['seconds']} s, {m['alerts']} alerts, cache hit rate "
+        which = ("probe bundle" if m.get("bundle", "probe") == "probe" else
+                 f"trained bundle {m.get('model_version')} ({m.get('variant')})")
+        lines.append(f"| streamer, {name.split()[0]} windows, {which} | {m['lines_per_s']:,} lines/s "
+                     f"({m['seconds']} s, {m.get('windows_scored')} windows scored, "
+                     f"{m['alerts']} alerts, cache hit rate "
                      f"{m['cache_hit_rate']:.2%}, {'/'.join(m['providers'])}) |")
     for lat in r["latency"]:
         lines.append(

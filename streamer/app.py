@@ -643,7 +643,8 @@ class StreamerApp:
         finally:
             self._closing = True
             log.info("stopped", reason=self._stop_reason, records=self.summary.records,
-                     alerts=self.summary.alerts, dead_letters=self.summary.dead_letters,
+                     windows=self.summary.windows, alerts=self.summary.alerts,
+                     dead_letters=self.summary.dead_letters,
                      cache_hit_rate=round(self._worker.cache.hit_rate, 4))
 
     def _close_consumer(self) -> None:
