@@ -12,7 +12,7 @@ import torch.nn.functional as F
 LossName = Literal["focal", "ce"]
 
 
-def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 0.75,
+def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 0.25,
                gamma: float = 2.0, reduction: Literal["mean", "none"] = "mean") -> torch.Tensor:
     """Mean (or per-sample values) of ``-alpha_t (1 - p_t)^gamma log p_t`` (Lin et al. 2017) over the batch.
 

@@ -27,6 +27,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("files", type=Path, nargs="+")
     ap.add_argument("--csv", type=Path)
+    ap.add_argument("--tags", nargs="*", default=None, help="only runs with these tags")
+    ap.add_argument("--methods", nargs="*", default=list(METHODS), choices=METHODS)
     args = ap.parse_args()
     groups: dict[tuple, list[dict]] = defaultdict(list)
     latest: dict[str, dict] = {}  # a run repeated later replaces the earlier one
@@ -35,6 +37,8 @@ def main() -> None:
             row = json.loads(line)
             latest[row["run"]] = row
     for row in latest.values():
+        if args.tags is not None and row["tag"] not in args.tags:
+            continue
         groups[(row["dataset"], row["budget"], row["loss"], row["tag"])].append(row)
     out_rows = []
     print("| data | labels | loss | samples | labelled windows (anomalous) | method | F1 | P | R "
@@ -44,7 +48,7 @@ def main() -> None:
         rows.sort(key=lambda r: r["sample"])
         lab = f"{rows[0]['labelled']['windows']} ({'/'.join(str(r['labelled']['anomalous']) for r in rows)})"
         samples = ",".join(str(r["sample"]) for r in rows)
-        for m in METHODS:
+        for m in args.methods:
             if m not in rows[0]["results"]:
                 continue
             t = [r["results"][m]["test"] for r in rows]
