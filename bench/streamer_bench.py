@@ -175,6 +175,8 @@ def main() -> None:
     parser.add_argument("--latency-seconds", type=float, default=15.0)
     parser.add_argument("--bundle", type=Path, default=None,
                         help="a trained bundle (session windows) to time beside the probe")
+    parser.add_argument("--variants", nargs="+", default=["fp32"], choices=["fp32", "int8"],
+                        help="graphs of --bundle to time, one row each")
     parser.add_argument("--out", type=Path, default=RESULTS / "streamer_bench",
                         help="writes OUT.json and OUT.md")
     args = parser.parse_args()
@@ -207,8 +209,11 @@ def run(bootstrap: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     values = [r.value for r in records]
     bundles = {"hdfs_session": build_bundle("hdfs", records, tmp / "hdfs-probe"),
                "hdfs_sliding": build_bundle("hdfs_sliding", records, tmp / "hdfs-sliding-probe")}
+    variants: dict[str, str] = {}
     if args.bundle:
-        bundles["hdfs_session trained"] = args.bundle
+        for variant in args.variants:
+            bundles[f"hdfs_session trained {variant}"] = args.bundle
+            variants[f"hdfs_session trained {variant}"] = variant
     sliding_bundle = bundles["hdfs_sliding"]
     results: dict[str, Any] = {
         "when": datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -231,10 +236,11 @@ def run(bootstrap: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             results["bare_consumer_lines_per_s"] = round(bare_consume(bootstrap, topics["logs"],
                                                                       len(values)))
         group = f"bench-{uuid.uuid4().hex[:8]}"
+        env = os.environ | {"LOGPROMPT_BUNDLE_VARIANT": variants.get(name, "fp32")}
         proc = subprocess.run(
             streamer_cmd(bootstrap, topics, bundle, group,
                          ["--max-records", str(records_in), "--commit-interval-ms", "500"]),
-            cwd=REPO, capture_output=True, text=True, timeout=900)
+            cwd=REPO, capture_output=True, text=True, timeout=900, env=env)
         events = log_events(proc.stderr + proc.stdout)
         if proc.returncode != 0:
             raise SystemExit(f"streamer failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
