@@ -23,7 +23,7 @@ def demo(
                     ] = None,
 ) -> None:
     """Train, export, stream and alert on a local broker, end to end, then summarise."""
-    from demo.run import DemoConfig, run_demo
+    from demo.run import DemoConfig, DemoError, run_demo
 
     config = DemoConfig(workdir=workdir, bootstrap=bootstrap_servers, dataset=dataset,
                         datasets_root=datasets_root, label_fraction=label_fraction,
@@ -33,6 +33,9 @@ def demo(
     except KeyboardInterrupt:
         typer.echo("interrupted: streamer and broker stopped", err=True)
         raise typer.Exit(130) from None
+    except DemoError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def replay(

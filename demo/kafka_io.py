@@ -23,6 +23,18 @@ def ensure_topics(bootstrap: str, topics: dict[str, int]) -> None:
             future.result(timeout=30)
 
 
+def records_in(bootstrap: str, topic: str) -> int:
+    """How many records a topic holds now (sum over partitions of high - low watermark)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"count-{time.time_ns()}"})
+    try:
+        metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+        marks = [consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                 for p in metadata.partitions]
+    finally:
+        consumer.close()
+    return sum(high - low for low, high in marks)
+
+
 def read_alerts(bootstrap: str, topic: str, stop: Callable[[], bool],
                 on_alert: Callable[[Alert], None] | None = None, idle_s: float = 5.0) -> list[Alert]:
     """Read committed alerts from the beginning until ``stop()`` and ``idle_s`` without news."""

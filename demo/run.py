@@ -13,6 +13,7 @@ Ctrl-C stops the streamer and the broker; nothing is left running.
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,13 +25,17 @@ from pathlib import Path
 
 import structlog
 
-from demo.kafka_io import ensure_topics, group_caught_up, read_alerts
+from demo.kafka_io import ensure_topics, group_caught_up, read_alerts, records_in
 from demo.replay import replay
 from demo.report import EvaluationInput, write_report
 from logprompt.alerts import Alert
 from logprompt.datasets import Dataset, default_datasets_root, load_dataset
 
 log = structlog.get_logger("demo")
+
+
+class DemoError(RuntimeError):
+    """The demo cannot run as configured (the message says why and what to change)."""
 
 
 @dataclass
@@ -126,13 +131,22 @@ def run_demo(config: DemoConfig) -> DemoSummary:
         bootstrap = config.bootstrap
         if bootstrap is None:
             print("[1/6] starting the local Apache Kafka broker ...", flush=True)
-            broker = LocalKafkaBroker(data_dir=(config.workdir / "kafka").resolve(), port=0)
+            # A fresh broker every run: the last run's topics would be replayed again by the
+            # new consumer group (from the earliest offset) and its alerts counted twice.
+            data_dir = (config.workdir / "kafka").resolve()
+            shutil.rmtree(data_dir, ignore_errors=True)
+            broker = LocalKafkaBroker(data_dir=data_dir, port=0)
             broker.start()
             bootstrap = broker.bootstrap_servers
             print(f"      {broker.version_line().split('INFO ')[-1]} on {bootstrap}", flush=True)
         ensure_topics(bootstrap, {config.topics["logs"]: config.partitions,
                                   config.topics["alerts"]: config.partitions,
                                   config.topics["dead_letter"]: 1})
+        for role in ("logs", "alerts"):
+            if (held := records_in(bootstrap, config.topics[role])) > 0:
+                raise DemoError(f"topic {config.topics[role]} already holds {held} records "
+                                "from an earlier run; give the demo other topic names, or "
+                                "delete these topics first")
         dataset_name = _choose_dataset(config)
         print(f"[2/6] training on {dataset_name} ({config.label_fraction:.0%} of the training "
               f"windows labelled) and exporting the bundle ...", flush=True)
