@@ -10,6 +10,11 @@ training split only; validation and test windows are never candidates. How they 
   copies of the same window; anomalies are more varied than normal windows, so distinct
   windows hold more of them (HDFS train: 3.4% of windows, 8.4% of distinct windows) without
   looking at a single label. Only the N drawn windows are labelled and used.
+* ``cover`` (label-free): first one distinct window of each distinct *set* of templates (the
+  kinds of session the logs hold: a session that only allocates a block is another kind than
+  one that writes it), in random order, then distinct windows uniformly as ``distinct`` does.
+  On HDFS train 1,364 distinct windows fall into 37 template sets, 27 of them anomalous only,
+  so 1% (69 windows) covers every kind instead of drawing 69 of the 1,364 at random.
 * ``stratified``: keep the split's anomaly rate exactly (``round(N * rate)`` anomalies, at
   least ``min_anomalies`` when the split has any). Uses the labels to choose: an upper bound.
 * ``random``: N windows uniformly.
@@ -34,7 +39,7 @@ class LabelBudget(BaseModel):
 
     count: int | None = None
     fraction: float | None = 0.1
-    selection: Literal["distinct", "stratified", "random"] = "distinct"
+    selection: Literal["distinct", "cover", "stratified", "random"] = "distinct"
     min_anomalies: int = 1  # stratified only
 
     @model_validator(mode="after")
@@ -63,13 +68,15 @@ def sample_labelled(labels: Sequence[int], budget: LabelBudget, label_sample: in
     rng = np.random.default_rng(label_sample)
     if n >= len(y):
         return list(range(len(y)))
-    if budget.selection == "distinct":
+    if budget.selection in ("distinct", "cover"):
         if keys is None:
-            raise ValueError("distinct selection needs the windows' keys")
+            raise ValueError(f"{budget.selection} selection needs the windows' keys")
         first: dict[Hashable, int] = {}
         for i, key in enumerate(keys):
             first.setdefault(key, i)
         reps = np.array(list(first.values()))
+        if budget.selection == "cover":
+            return _cover(reps, [keys[i] for i in reps], n, rng)
         if n >= len(reps):  # more labels than distinct windows: all of them, then the rest
             rest = np.setdiff1d(np.arange(len(y)), reps)
             extra = rng.choice(rest, size=n - len(reps), replace=False)
@@ -88,6 +95,26 @@ def sample_labelled(labels: Sequence[int], budget: LabelBudget, label_sample: in
         rng.choice(normals, size=n_norm, replace=False),
     ])
     return sorted(int(i) for i in picked)
+
+
+def _cover(reps: np.ndarray, rep_keys: Sequence[Hashable], n: int,
+           rng: np.random.Generator) -> list[int]:
+    """``n`` of the distinct windows ``reps``: one per template set first, then the rest."""
+    by_set: dict[frozenset[object], list[int]] = {}
+    for rep, key in zip(reps.tolist(), rep_keys, strict=True):
+        by_set.setdefault(frozenset(key) if isinstance(key, tuple) else frozenset([key]),
+                          []).append(rep)
+    groups = list(by_set.values())
+    order = rng.permutation(len(groups))
+    chosen = [groups[g][int(rng.integers(len(groups[g])))] for g in order[:n]]
+    rest = np.setdiff1d(reps, chosen)
+    if n > len(chosen) and len(rest):
+        chosen += rng.choice(rest, size=min(n - len(chosen), len(rest)), replace=False).tolist()
+    if n > len(chosen):  # more labels than distinct windows: duplicates too, as distinct does
+        others = np.setdiff1d(np.arange(int(reps.max()) + 1), chosen)
+        chosen += rng.choice(others, size=min(n - len(chosen), len(others)),
+                             replace=False).tolist()
+    return sorted(int(i) for i in chosen)
 
 
 def window_keys(windows: Sequence[LabelledWindow]) -> list[tuple[str, ...]]:

@@ -29,3 +29,9 @@ $PY $H1 --losses ce --tag _e10m300 --set epochs=10 min_steps=300
 B0="--dataset bgl_templated --dataset-cache /tmp/ds_bgl_templated.pkl --results $R/bgl_explore.jsonl --budgets 0.1 --losses focal --samples 0"
 $PY $B0 --tag _a25e10m300_seed1 --set focal_alpha=0.25 epochs=10 min_steps=300 seed=1
 $PY $B0 --tag _a25e10m300_seed2 --set focal_alpha=0.25 epochs=10 min_steps=300 seed=2
+# Label-free "cover" selection (one window of each template set first, training/data.py):
+# baselines on the same samples, then the default recipe at HDFS 1% and 10%
+$PY $H --budgets 0.01 0.1 --selection cover --tag _cover --baselines-only
+$PY $B --budgets 0.1 --selection cover --tag _cover --baselines-only
+$PY $H --budgets 0.01 0.1 --losses focal --selection cover --tag _cover
+$PY $B --budgets 0.1 --losses focal --selection cover --tag _cover

@@ -45,7 +45,7 @@ def main() -> None:
                     help="extra TrainConfig fields, e.g. train_layers=2 epochs=6")
     ap.add_argument("--tag", default="")
     ap.add_argument("--selection", default="distinct",
-                    choices=["distinct", "stratified", "random"])
+                    choices=["distinct", "cover", "stratified", "random"])
     ap.add_argument("--baselines-only", action="store_true",
                     help="no model: baselines on the same samples (cheap)")
     ap.add_argument("--dataset-cache", type=Path, default=None,

@@ -54,6 +54,23 @@ def test_distinct_selection_draws_distinct_windows_without_labels() -> None:
         sample_labelled(labels, LabelBudget(count=3, fraction=None), 0)
 
 
+def test_cover_selection_takes_every_kind_of_window_first() -> None:
+    # 3 kinds (template sets): {a, b} in many orders, {a} alone, {c}; labels never looked at
+    keys = [("a", "b"), ("b", "a"), ("a", "b", "b"), ("b", "b", "a"), ("a", "a", "b")] * 10
+    keys += [("a",), ("c", "c")] + [("a", "b")] * 30
+    labels = [0] * len(keys)
+    for sample in range(5):
+        picked = sample_labelled(labels, LabelBudget(count=3, fraction=None, selection="cover"),
+                                 sample, keys)
+        assert {frozenset(keys[i]) for i in picked} == {frozenset("ab"), frozenset("a"),
+                                                         frozenset("c")}
+    picked = sample_labelled(labels, LabelBudget(count=6, fraction=None, selection="cover"), 0,
+                             keys)
+    assert len(picked) == 6 and len({keys[i] for i in picked}) == 6  # then distinct windows
+    assert sample_labelled([1] * len(keys), LabelBudget(count=6, fraction=None,
+                                                        selection="cover"), 0, keys) == picked
+
+
 def test_config_file_and_flags(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from training.config import load_config
 
