@@ -23,16 +23,25 @@ def ensure_topics(bootstrap: str, topics: dict[str, int]) -> None:
             future.result(timeout=30)
 
 
-def records_in(bootstrap: str, topic: str) -> int:
-    """How many records a topic holds now (sum over partitions of high - low watermark)."""
+def records_in(bootstrap: str, topic: str, timeout_s: float = 30.0) -> int:
+    """How many records a topic holds now (sum over partitions of high - low watermark).
+    A topic created a moment ago may have no partition leader yet: asked again until
+    ``timeout_s``."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"count-{time.time_ns()}"})
+    deadline = time.monotonic() + timeout_s
     try:
-        metadata = consumer.list_topics(topic, timeout=10).topics[topic]
-        marks = [consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-                 for p in metadata.partitions]
+        while True:
+            try:
+                metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+                marks = [consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                         for p in metadata.partitions]
+                return sum(high - low for low, high in marks)
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
     finally:
         consumer.close()
-    return sum(high - low for low, high in marks)
 
 
 def read_alerts(bootstrap: str, topic: str, stop: Callable[[], bool],
