@@ -21,7 +21,7 @@ import onnxruntime as ort
 from export.quantize import INT8_SCOPES, quantize_int8
 from logprompt.bundle import MODEL_FILES, load_bundle
 from logprompt.datasets import load_dataset
-from logprompt.prompts import EncodedPrompt, pad_batch
+from logprompt.prompts import pad_batch
 
 
 def session(path: Path, threads: int) -> ort.InferenceSession:
@@ -43,12 +43,12 @@ def main() -> None:
                         config=scorer.pipeline_config).windows["test"]
     prompts = [encoder.encode(w.window.templates, w.window.template_ids) for w in test]
     distinct = sorted(dict.fromkeys(prompts), key=lambda p: len(p.input_ids))
-    rows = np.array([distinct.index(p) for p in prompts])
+    position = {p: i for i, p in enumerate(distinct)}
+    rows = np.array([position[p] for p in prompts])
 
     def score(s: ort.InferenceSession, batch: int) -> np.ndarray:
-        chunks: list[EncodedPrompt] = distinct
         return np.concatenate([s.run(["anomaly_probability"], pad_batch(
-            chunks[i : i + batch], encoder.pad_id))[0] for i in range(0, len(chunks), batch)])
+            distinct[i : i + batch], encoder.pad_id))[0] for i in range(0, len(distinct), batch)])
 
     with tempfile.TemporaryDirectory() as tmp:
         graphs = {"fp32": args.bundle / MODEL_FILES["fp32"]}

@@ -75,12 +75,12 @@ def sample_labelled(labels: Sequence[int], budget: LabelBudget, label_sample: in
         for i, key in enumerate(keys):
             first.setdefault(key, i)
         reps = np.array(list(first.values()))
-        if budget.selection == "cover":
-            return _cover(reps, [keys[i] for i in reps], n, rng)
         if n >= len(reps):  # more labels than distinct windows: all of them, then the rest
             rest = np.setdiff1d(np.arange(len(y)), reps)
             extra = rng.choice(rest, size=n - len(reps), replace=False)
             return sorted(int(i) for i in np.concatenate([reps, extra]))
+        if budget.selection == "cover":
+            return _cover(reps, [keys[i] for i in reps], n, rng)
         return sorted(int(i) for i in rng.choice(reps, size=n, replace=False))
     if budget.selection == "random":
         return sorted(int(i) for i in rng.choice(len(y), size=n, replace=False))
@@ -99,7 +99,8 @@ def sample_labelled(labels: Sequence[int], budget: LabelBudget, label_sample: in
 
 def _cover(reps: np.ndarray, rep_keys: Sequence[Hashable], n: int,
            rng: np.random.Generator) -> list[int]:
-    """``n`` of the distinct windows ``reps``: one per template set first, then the rest."""
+    """``n`` (< len(reps)) of the distinct windows ``reps``: one per template set first, then
+    distinct windows uniformly."""
     by_set: dict[frozenset[object], list[int]] = {}
     for rep, key in zip(reps.tolist(), rep_keys, strict=True):
         by_set.setdefault(frozenset(key) if isinstance(key, tuple) else frozenset([key]),
@@ -108,12 +109,7 @@ def _cover(reps: np.ndarray, rep_keys: Sequence[Hashable], n: int,
     order = rng.permutation(len(groups))
     chosen = [groups[g][int(rng.integers(len(groups[g])))] for g in order[:n]]
     rest = np.setdiff1d(reps, chosen)
-    if n > len(chosen) and len(rest):
-        chosen += rng.choice(rest, size=min(n - len(chosen), len(rest)), replace=False).tolist()
-    if n > len(chosen):  # more labels than distinct windows: duplicates too, as distinct does
-        others = np.setdiff1d(np.arange(int(reps.max()) + 1), chosen)
-        chosen += rng.choice(others, size=min(n - len(chosen), len(others)),
-                             replace=False).tolist()
+    chosen += rng.choice(rest, size=n - len(chosen), replace=False).tolist()
     return sorted(int(i) for i in chosen)
 
 

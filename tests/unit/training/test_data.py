@@ -69,6 +69,10 @@ def test_cover_selection_takes_every_kind_of_window_first() -> None:
     assert len(picked) == 6 and len({keys[i] for i in picked}) == 6  # then distinct windows
     assert sample_labelled([1] * len(keys), LabelBudget(count=6, fraction=None,
                                                         selection="cover"), 0, keys) == picked
+    # more labels than distinct windows (7): all of them, then duplicates, as distinct does
+    picked = sample_labelled(labels, LabelBudget(count=60, fraction=None, selection="cover"), 0,
+                             keys)
+    assert len(set(picked)) == 60 and len({keys[i] for i in picked}) == 7
 
 
 def test_config_file_and_flags(tmp_path) -> None:  # type: ignore[no-untyped-def]
