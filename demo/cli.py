@@ -19,6 +19,8 @@ def demo(
     label_fraction: Annotated[float, typer.Option(help="Share of training windows labelled.")] = 0.1,
     max_steps: Annotated[int | None, typer.Option(
         help="Cap on training steps (default: the training recipe's own).")] = None,
+    ensemble: Annotated[int | None, typer.Option(
+        help="Ensemble members to train (default: the training recipe's own).")] = None,
     rate: Annotated[float | None, typer.Option(help="Replay rate, lines/s (default: full speed).")
                     ] = None,
 ) -> None:
@@ -27,7 +29,8 @@ def demo(
 
     config = DemoConfig(workdir=workdir, bootstrap=bootstrap_servers, dataset=dataset,
                         datasets_root=datasets_root, label_fraction=label_fraction,
-                        train_max_steps=max_steps, replay_rate=rate)
+                        train_max_steps=max_steps, train_ensemble=ensemble,
+                        replay_rate=rate)
     try:
         run_demo(config)
     except KeyboardInterrupt:

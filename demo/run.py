@@ -47,6 +47,7 @@ class DemoConfig:
     label_fraction: float = 0.1
     train_epochs: int | None = None  # None: the training defaults (docs/training.md)
     train_max_steps: int | None = None
+    train_ensemble: int | None = None
     max_length: int = 128
     synthetic_sessions: int = 2000
     replay_rate: float | None = None  # lines/s; None: as fast as possible
@@ -86,7 +87,8 @@ def train_and_export(config: DemoConfig, dataset_name: str) -> tuple[Path, Datas
 
     dataset = load_dataset(dataset_name, config.datasets_root,
                            limit=config.synthetic_sessions if dataset_name == "synthetic" else None)
-    optional = {"epochs": config.train_epochs, "max_steps": config.train_max_steps}
+    optional = {"epochs": config.train_epochs, "max_steps": config.train_max_steps,
+                "ensemble": config.train_ensemble}
     train_config = TrainConfig.model_validate({
         "dataset": dataset_name, "datasets_root": config.datasets_root,
         "output": config.workdir / "checkpoint",

@@ -50,12 +50,14 @@ def validation_set(encoder: PromptEncoder, pipeline: PipelineConfig, table: Temp
     if dataset:
         from logprompt.datasets import SPLITS, load_dataset
 
+        split = None
         try:
             data = load_dataset(dataset, datasets_root, config=pipeline)
         except (FileNotFoundError, ValueError) as exc:
             log.warning("validation_dataset_unavailable", dataset=dataset, error=str(exc))
         else:
-            split = next(s for s in SPLITS[::-1] if data.windows.get(s))
+            split = next((s for s in SPLITS[::-1] if data.windows.get(s)), None)
+        if split is not None:
             by_label: dict[int, list[EncodedPrompt]] = {0: [], 1: []}
             for lw in data.windows[split]:
                 by_label[lw.label].append(encoder.encode(lw.window.templates,

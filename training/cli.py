@@ -41,6 +41,8 @@ def train_command(
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
     train_layers: Annotated[int | None, typer.Option(
         help="Tune only the top N encoder layers (lower ones cached).")] = None,
+    ensemble: Annotated[int | None, typer.Option(
+        help="Members (seeds seed..seed+N-1) sharing the frozen lower layers.")] = None,
     resume: Annotated[Path | None, typer.Option(
         help="Continue the run in this checkpoint directory (its state/).")] = None,
 ) -> None:
@@ -61,7 +63,8 @@ def train_command(
             "max_length": max_length, "loss": loss, "focal_alpha": focal_alpha,
             "focal_gamma": focal_gamma, "label_sample": label_sample, "seed": seed,
             "epochs": epochs, "max_steps": max_steps, "batch_size": batch_size,
-            "device": device, "train_layers": train_layers, "label_budget.fraction": label_fraction,
+            "device": device, "train_layers": train_layers, "ensemble": ensemble,
+            "label_budget.fraction": label_fraction,
             "label_budget.count": label_count,
         }
         try:

@@ -5,14 +5,15 @@ split's windows, drawn reproducibly with ``numpy.random.default_rng(label_sample
 training split only; validation and test windows are never candidates. How they are drawn
 (``LabelBudget.selection``):
 
-* ``distinct`` (default, label-free): draw N *distinct* windows (distinct sequences of template
+* ``distinct`` (label-free): draw N *distinct* windows (distinct sequences of template
   ids), one representative each, uniformly. A person labelling logs would not label forty
   copies of the same window; anomalies are more varied than normal windows, so distinct
   windows hold more of them (HDFS train: 3.4% of windows, 8.4% of distinct windows) without
   looking at a single label. Only the N drawn windows are labelled and used.
-* ``cover`` (label-free): first one distinct window of each distinct *set* of templates (the
-  kinds of session the logs hold: a session that only allocates a block is another kind than
-  one that writes it), in random order, then distinct windows uniformly as ``distinct`` does.
+* ``cover`` (default, label-free): first one distinct window of each distinct *set* of
+  templates (the kinds of session the logs hold: a session that only allocates a block is
+  another kind than one that writes it), in random order, then distinct windows uniformly as
+  ``distinct`` does.
   On HDFS train 1,364 distinct windows fall into 37 template sets, 27 of them anomalous only,
   so 1% (69 windows) covers every kind instead of drawing 69 of the 1,364 at random.
 * ``stratified``: keep the split's anomaly rate exactly (``round(N * rate)`` anomalies, at
@@ -39,7 +40,7 @@ class LabelBudget(BaseModel):
 
     count: int | None = None
     fraction: float | None = 0.1
-    selection: Literal["distinct", "cover", "stratified", "random"] = "distinct"
+    selection: Literal["distinct", "cover", "stratified", "random"] = "cover"
     min_anomalies: int = 1  # stratified only
 
     @model_validator(mode="after")

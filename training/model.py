@@ -13,6 +13,12 @@ forward as the first position where ``input_ids == mask_token_id``
 (``(input_ids == mask_id).int().argmax(dim=1)``, no data-dependent Python control flow).
 A class logit is the mean of the MLM logits of its label words at [MASK].
 
+Ensemble (``ModelSpec.members`` > 1): the members share the embeddings and the first
+``shared_layers`` encoder layers (frozen, pretrained: identical in every member) and each has
+its own top layers and head. The forward then returns ``log(mean of the members' class
+probabilities)``, so ``softmax(logits)`` is the members' mean probability and the contract
+above is unchanged: export and serving see one model.
+
 Checkpoint directory (format ``logprompt-checkpoint/1``):
 
 * ``checkpoint.json``: ``{"format": "logprompt-checkpoint/1", "base_model": path-or-name,
@@ -35,8 +41,10 @@ possibly ``state/`` (resume) and ``report/`` (evaluate) there; export needs none
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
+import math
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -81,6 +89,8 @@ class ModelSpec(BaseModel):
     soft_token_ids: tuple[int, ...] = ()
     verbalizer: dict[str, tuple[str, ...]] = Field(
         default_factory=lambda: dict(DEFAULT_VERBALIZER))
+    members: int = Field(default=1, ge=1)  # ensemble size (see the module docstring)
+    shared_layers: int = Field(default=0, ge=0)  # lower layers the members share
 
 
 class MaskedLMHead(nn.Module):
@@ -99,6 +109,15 @@ class MaskedLMHead(nn.Module):
         """MLM logits (batch, len(word_ids)) of the given vocabulary ids."""
         h = self.norm(self.act(self.dense(hidden)))
         return h @ embeddings[word_ids].T + self.bias[word_ids]
+
+
+class MemberTop(nn.Module):
+    """An extra ensemble member: its own copy of the top encoder layers and its own head."""
+
+    def __init__(self, layers: Sequence[nn.Module], head: MaskedLMHead) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+        self.head = head
 
 
 class PromptModel(nn.Module):
@@ -126,6 +145,18 @@ class PromptModel(nn.Module):
         for slot, token_id in enumerate(spec.soft_token_ids):
             lookup[token_id] = slot + 1
         self.register_buffer("soft_lookup", lookup, persistent=False)
+        # Members 2..K; member 1 is the encoder's own top layers and ``head``.
+        self.extra_members = nn.ModuleList()
+        if spec.members > 1:
+            if not 0 <= spec.shared_layers < cfg.num_hidden_layers:
+                raise ValueError(f"an ensemble shares 0..{cfg.num_hidden_layers - 1} layers, "
+                                 f"not {spec.shared_layers}")
+            enc: Any = encoder
+            top = enc.encoder.layer[spec.shared_layers:]
+            for _ in range(spec.members - 1):
+                self.extra_members.append(MemberTop(
+                    [copy.deepcopy(layer) for layer in top],
+                    MaskedLMHead(cfg.hidden_size, cfg.vocab_size, cfg.layer_norm_eps)))
 
     @property
     def word_embeddings(self) -> nn.Embedding:
@@ -144,6 +175,10 @@ class PromptModel(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 token_type_ids: torch.Tensor) -> torch.Tensor:
+        if self.extra_members:
+            shared = self.spec.shared_layers
+            lower = self.lower_hidden(input_ids, attention_mask, token_type_ids, shared)
+            return self.upper_logits(lower, attention_mask, input_ids, shared)
         if self.soft_embeddings is not None:
             slot = self.soft_lookup[input_ids]
             is_soft = (slot > 0).unsqueeze(-1).to(self.word_embeddings.weight.dtype)
@@ -155,15 +190,40 @@ class PromptModel(nn.Module):
                                token_type_ids=token_type_ids)
         return self.classify(out.last_hidden_state, input_ids)
 
-    def classify(self, hidden: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+    def classify(self, hidden: torch.Tensor, input_ids: torch.Tensor,
+                 head: MaskedLMHead | None = None) -> torch.Tensor:
         """Logits (batch, 2) from the last hidden states (batch, seq, hidden)."""
+        head = self.head if head is None else head
         mask_pos = (input_ids == self.mask_token_id).int().argmax(dim=1)
         index = mask_pos.view(-1, 1, 1).expand(-1, 1, hidden.size(-1))
         at_mask = hidden.gather(1, index).squeeze(1)  # (batch, hidden)
         emb = self.word_embeddings.weight
-        anomaly = self.head(at_mask, emb, self.anomaly_ids).mean(dim=-1)
-        normal = self.head(at_mask, emb, self.normal_ids).mean(dim=-1)
+        anomaly = head(at_mask, emb, self.anomaly_ids).mean(dim=-1)
+        normal = head(at_mask, emb, self.normal_ids).mean(dim=-1)
         return torch.stack([normal, anomaly], dim=-1)
+
+    def upper_logits(self, hidden: torch.Tensor, attention_mask: torch.Tensor,
+                     input_ids: torch.Tensor, start: int) -> torch.Tensor:
+        """Logits from the hidden states after layer ``start``: the rest of the encoder and
+        the head or, for an ensemble (``start`` = ``shared_layers``), every member's own top
+        layers and head, combined as in the module docstring."""
+        top = self.classify(self.run_layers(hidden, attention_mask, start), input_ids)
+        if not self.extra_members:
+            return top
+        if start != self.spec.shared_layers:
+            raise ValueError(f"an ensemble's members start after layer {self.spec.shared_layers}")
+        enc: Any = self.encoder
+        ext = enc.get_extended_attention_mask(attention_mask, attention_mask.shape)
+        log_probs = [torch.log_softmax(top.float(), dim=-1)]
+        for member in self.extra_members:
+            assert isinstance(member, MemberTop)
+            h = hidden
+            for layer in member.layers:
+                h = layer(h, attention_mask=ext)[0]
+            logits = self.classify(h, input_ids, member.head)
+            log_probs.append(torch.log_softmax(logits.float(), dim=-1))
+        stacked = torch.stack(log_probs, dim=0)
+        return torch.logsumexp(stacked, dim=0) - math.log(len(log_probs))
 
     # -- split forward: training with frozen lower layers caches their output -------------
     def lower_hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -188,6 +248,14 @@ class PromptModel(nn.Module):
         for layer in enc.encoder.layer[start:stop]:
             hidden = layer(hidden, attention_mask=ext)[0]
         return hidden
+
+    def shared_state(self, n_lower: int) -> dict[str, torch.Tensor]:
+        """The weights of the embeddings and the first ``n_lower`` layers, by name."""
+        enc: Any = self.encoder
+        out = {f"embeddings.{k}": v for k, v in enc.embeddings.state_dict().items()}
+        for i, layer in enumerate(enc.encoder.layer[:n_lower]):
+            out |= {f"layer.{i}.{k}": v for k, v in layer.state_dict().items()}
+        return out
 
     def freeze_lower(self, n_lower: int) -> None:
         """Freeze the embeddings and the first ``n_lower`` layers (their outputs get cached)."""
@@ -216,6 +284,34 @@ class PromptModel(nn.Module):
             head.append(types)
             encoder = []
         return encoder, head
+
+
+def assemble_ensemble(members: Sequence[PromptModel], shared_layers: int) -> PromptModel:
+    """One model whose forward averages the members' probabilities (module docstring). The
+    members must be full-mode models whose embeddings and first ``shared_layers`` layers are
+    identical (frozen during training); the result reuses the first member's modules."""
+    if len(members) == 1:
+        return members[0]
+    first = members[0]
+    if any(m.spec.mode != "full" or m.extra_members for m in members):
+        raise ValueError("an ensemble is made of single full-mode models")
+    shared = first.shared_state(shared_layers)
+    for k, member in enumerate(members[1:], start=2):
+        other = member.shared_state(shared_layers)
+        if shared.keys() != other.keys() or any(
+                not torch.equal(shared[key], other[key]) for key in shared):
+            raise ValueError(f"member {k} differs from member 1 in the shared lower layers")
+    spec = first.spec.model_copy(update={"members": len(members),
+                                         "shared_layers": shared_layers})
+    ensemble = PromptModel(first.encoder, spec)
+    ensemble.head = first.head
+    ensemble.soft_embeddings = first.soft_embeddings
+    for extra, member in zip(ensemble.extra_members, members[1:], strict=True):
+        top: Any = extra
+        enc: Any = member.encoder
+        top.layers.load_state_dict(nn.ModuleList(enc.encoder.layer[shared_layers:]).state_dict())
+        top.head.load_state_dict(member.head.state_dict())
+    return ensemble
 
 
 # -- building ------------------------------------------------------------------------------------

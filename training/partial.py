@@ -57,8 +57,7 @@ class LowerLayerCache:
 
     def logits(self, prompts: Sequence[EncodedPrompt]) -> torch.Tensor:
         hidden, ids, mask = self.batch(prompts)
-        top = self.model.run_layers(hidden, mask, self.n_lower)
-        return self.model.classify(top, ids)
+        return self.model.upper_logits(hidden, mask, ids, self.n_lower)
 
     @torch.no_grad()
     def score(self, prompts: Sequence[EncodedPrompt]) -> np.ndarray:

@@ -44,7 +44,7 @@ def main() -> None:
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON",
                     help="extra TrainConfig fields, e.g. train_layers=2 epochs=6")
     ap.add_argument("--tag", default="")
-    ap.add_argument("--selection", default="distinct",
+    ap.add_argument("--selection", default=LabelBudget().selection,
                     choices=["distinct", "cover", "stratified", "random"])
     ap.add_argument("--baselines-only", action="store_true",
                     help="no model: baselines on the same samples (cheap)")

@@ -18,7 +18,8 @@ def test_demo_end_to_end_on_synthetic_logs(kafka_bootstrap: str, tmp_path: Path)
     run = uuid.uuid4().hex[:8]
     config = DemoConfig(
         workdir=tmp_path / "demo", bootstrap=kafka_bootstrap, dataset="synthetic",
-        synthetic_sessions=1000, train_max_steps=10, max_length=64, timeout_s=240,
+        synthetic_sessions=1000, train_max_steps=10, train_ensemble=1, max_length=64,
+        timeout_s=240,
         topics={"logs": f"demo-logs-{run}", "alerts": f"demo-alerts-{run}",
                 "dead_letter": f"demo-dlq-{run}"},
     )

@@ -110,7 +110,8 @@ def trained_bundle(tmp_path_factory: pytest.TempPathFactory, datasets_root: Path
     out = tmp_path_factory.mktemp("trained")
     checkpoint = train(TrainConfig(dataset="hdfs_2k", output=out / "ckpt", max_steps=2,
                                    min_steps=1, epochs=1, batch_size=8, progress=False,
-                                   resumable=False, evaluate_test=False, device="cpu"))
+                                   resumable=False, evaluate_test=False, device="cpu",
+                                   ensemble=1))
     return export_bundle(checkpoint, out / "bundle", validation_windows=32)
 
 

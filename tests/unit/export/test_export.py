@@ -28,7 +28,7 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
         return train(TrainConfig(dataset="hdfs_2k", output=out, max_steps=2, min_steps=1,
                                  epochs=1, batch_size=8, progress=False, resumable=False,
-                                 evaluate_test=False, device="cpu"))
+                                 evaluate_test=False, device="cpu", ensemble=1))
     from logprompt.parsing import TemplateTable
     from logprompt.presets import preset
     from training.model import build_model, default_base_model, save_checkpoint
@@ -184,3 +184,39 @@ def test_missing_checkpoint_is_refused(tmp_path: Path, capsys: pytest.CaptureFix
     assert cli_main([str(tmp_path / "no-checkpoint"), str(tmp_path / "out")]) == 1
     assert "checkpoint.json" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_ensemble_checkpoint_exports_to_one_graph(tmp_path: Path) -> None:
+    """An ensemble (members over shared lower layers) is one bundle that serves the members'
+    mean probability, the same as PyTorch."""
+    import torch
+
+    from export.validate import synthetic_prompts
+    from logprompt.parsing import TemplateTable
+    from logprompt.presets import preset
+    from training.model import assemble_ensemble, build_model, default_base_model, save_checkpoint
+    from training.scoring import score_prompts
+
+    members = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        model, _ = build_model()
+        with torch.no_grad():
+            for p in model.encoder.encoder.layer[4:].parameters():
+                p.add_(0.05 * torch.randn_like(p))
+        members.append(model.eval())
+    ensemble = assemble_ensemble(members, shared_layers=4).eval()
+    table = TemplateTable(templates=("Receiving block <*> src: <*> dest: <*>",
+                                     "PacketResponder <*> for block <*> terminating"))
+    checkpoint = save_checkpoint(tmp_path / "ens", ensemble, base_model=default_base_model(),
+                                 pipeline=preset("hdfs"), table=table,
+                                 meta={"dataset": "synthetic", "threshold": 0.5})
+    bundle = export_bundle_quietly(checkpoint, tmp_path / "bundle", int8=False)
+    scorer = load_bundle(bundle, execution_provider="cpu", variant="fp32", max_batch=8)
+    prompts = synthetic_prompts(scorer.encoder, scorer.pipeline_config, scorer.table, 24)
+    pad = scorer.encoder.pad_id
+    reference = score_prompts(ensemble, prompts, pad, batch_size=8)
+    mean = np.mean([score_prompts(m, prompts, pad, batch_size=8) for m in members], axis=0)
+    np.testing.assert_allclose(reference, mean, atol=1e-5)
+    assert np.max(np.abs(scorer.score(prompts) - reference)) <= 1e-4

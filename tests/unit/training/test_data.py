@@ -47,11 +47,12 @@ def test_best_threshold_and_metrics() -> None:
 def test_distinct_selection_draws_distinct_windows_without_labels() -> None:
     keys = [("a",)] * 90 + [("b",), ("c",), ("d",), ("e",), ("f",)] + [("a",)] * 5
     labels = [0] * 100  # never looked at
-    picked = sample_labelled(labels, LabelBudget(count=3, fraction=None), 0, keys)
+    budget = LabelBudget(count=3, fraction=None, selection="distinct")
+    picked = sample_labelled(labels, budget, 0, keys)
     assert len(picked) == 3 and len({keys[i] for i in picked}) == 3
-    assert picked == sample_labelled([1] * 100, LabelBudget(count=3, fraction=None), 0, keys)
+    assert picked == sample_labelled([1] * 100, budget, 0, keys)
     with pytest.raises(ValueError):
-        sample_labelled(labels, LabelBudget(count=3, fraction=None), 0)
+        sample_labelled(labels, budget, 0)
 
 
 def test_cover_selection_takes_every_kind_of_window_first() -> None:

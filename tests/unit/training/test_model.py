@@ -8,7 +8,13 @@ import torch
 from logprompt.parsing import TemplateTable
 from logprompt.pipeline import PipelineConfig
 from logprompt.prompts import PromptConfig, PromptEncoder, pad_batch
-from training.model import build_model, default_base_model, load_checkpoint, save_checkpoint
+from training.model import (
+    assemble_ensemble,
+    build_model,
+    default_base_model,
+    load_checkpoint,
+    save_checkpoint,
+)
 from training.partial import LowerLayerCache
 
 
@@ -66,3 +72,46 @@ def test_soft_mode_trains_head_and_soft_prompt_only(model_and_batch) -> None:  #
     trainable = {id(p) for p in head_params}
     assert id(model.soft_embeddings.weight) in trainable
     assert id(model.encoder.embeddings.word_embeddings.weight) not in trainable
+
+
+def _member(seed: int):  # type: ignore[no-untyped-def]
+    torch.manual_seed(seed)
+    model, _ = build_model()
+    with torch.no_grad():  # members differ above the shared layers only
+        for p in model.encoder.encoder.layer[4:].parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return model.eval()
+
+
+def test_ensemble_serves_the_mean_probability_of_its_members(tmp_path: Path) -> None:
+    members = [_member(1), _member(2), _member(3)]
+    ensemble = assemble_ensemble(members, shared_layers=4).eval()
+    _, tokenizer = build_model()
+    encoder = PromptEncoder(tokenizer, PromptConfig(max_length=48))
+    prompts = [encoder.encode(["Receiving block <*> src <*>"], ["0a1b2c3d"]),
+               encoder.encode(["disk error on <*>"] * 3, ["ffee0011", "aabbccdd"] * 4)]
+    batch = {k: torch.from_numpy(v) for k, v in pad_batch(prompts, encoder.pad_id).items()}
+    with torch.no_grad():
+        mean = torch.stack([torch.softmax(m(**batch), -1) for m in members]).mean(0)
+        served = torch.softmax(ensemble(**batch), -1)
+        torch.testing.assert_close(served, mean, atol=1e-5, rtol=1e-4)
+        assert not torch.allclose(mean, torch.softmax(members[0](**batch), -1), atol=1e-3)
+        cache = LowerLayerCache(ensemble, 4, encoder.pad_id, torch.device("cpu"))
+        torch.testing.assert_close(cache.logits(prompts), ensemble(**batch), atol=1e-5,
+                                   rtol=1e-4)
+    save_checkpoint(tmp_path, ensemble, base_model=default_base_model(),
+                    pipeline=PipelineConfig(), table=TemplateTable(templates=("a <*>",)),
+                    meta={"threshold": 0.5, "dataset": "x"})
+    loaded, info = load_checkpoint(tmp_path)
+    assert info["model"]["members"] == 3 and info["model"]["shared_layers"] == 4
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**batch), ensemble(**batch))
+
+
+def test_ensemble_refuses_members_with_different_shared_layers() -> None:
+    members = [_member(1), _member(2)]
+    with torch.no_grad():
+        members[1].encoder.encoder.layer[0].output.dense.bias.add_(0.1)
+    with pytest.raises(ValueError, match="member 2 differs"):
+        assemble_ensemble(members, shared_layers=4)
+    assert assemble_ensemble(members, shared_layers=0).spec.members == 2

@@ -45,7 +45,7 @@ def tiny_dataset():  # type: ignore[no-untyped-def]
 def _config(out: Path, **kw) -> TrainConfig:  # type: ignore[no-untyped-def]
     base = dict(dataset="tiny", output=out, max_length=48, batch_size=4, max_steps=3,
                 eval_every=2, label_budget=LabelBudget(count=16, fraction=None),
-                progress=False)
+                progress=False, ensemble=1)
     return TrainConfig(**(base | kw))
 
 
@@ -99,3 +99,27 @@ def test_full_fine_tuning_and_soft_prompt_steps_run(tiny_dataset, tmp_path: Path
                     tiny_dataset)
         model, info = load_checkpoint(out)
         assert info["train_config"]["mode"] == mode and "test" not in info["metrics"]
+
+
+@pytest.mark.slow
+def test_ensemble_members_are_the_single_runs_of_their_seeds(tiny_dataset, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    single = [train(_config(tmp_path / f"seed{s}", seed=s, resumable=False), tiny_dataset)
+              for s in (3, 4)]
+    out = train(_config(tmp_path / "ens", seed=3, ensemble=2, ensemble_selection="all"),
+                tiny_dataset)
+    info = json.loads((out / "checkpoint.json").read_text())
+    assert info["model"]["members"] == 2 and info["model"]["shared_layers"] == 4
+    assert [m["seed"] for m in info["metrics"]["members"]] == [3, 4]
+    assert (out / "state-2" / "trainer.json").exists()
+    # The served score is the mean probability of the two single runs, window by window.
+    runs = [np.load(p / "scores.npz") for p in single]
+    ens = np.load(out / "scores.npz")
+    for split in ("val_scores", "test_scores"):
+        np.testing.assert_allclose(ens[split], (runs[0][split] + runs[1][split]) / 2,
+                                   atol=1e-5)
+    assert not np.allclose(runs[0]["val_scores"], runs[1]["val_scores"])
+    # Resuming a finished ensemble trains nothing and gives the same model.
+    again = train(_config(tmp_path / "ens", seed=3, ensemble=2, ensemble_selection="all"),
+                  tiny_dataset, resume=out)
+    np.testing.assert_allclose(np.load(again / "scores.npz")["val_scores"], ens["val_scores"],
+                               atol=1e-6)
