@@ -35,3 +35,13 @@ $PY $H --budgets 0.01 0.1 --selection cover --tag _cover --baselines-only
 $PY $B --budgets 0.1 --selection cover --tag _cover --baselines-only
 $PY $H --budgets 0.01 0.1 --losses focal --selection cover --tag _cover
 $PY $B --budgets 0.1 --losses focal --selection cover --tag _cover
+# Training seeds 1 and 2 on the cover samples: the members of the 3-member ensemble (member k
+# is the single run with seed k); bench/training/ensemble_scores.py combines them offline
+$PY $B --budgets 0.1 --losses focal --selection cover --tag _cover_seed1 --set seed=1
+$PY $B --budgets 0.1 --losses focal --selection cover --tag _cover_seed2 --set seed=2
+$PY $H --budgets 0.01 0.1 --losses focal --selection cover --tag _cover_seed1 --set seed=1
+$PY $H --budgets 0.01 0.1 --losses focal --selection cover --tag _cover_seed2 --set seed=2
+# The default recipe itself (cover, 3 members chosen on validation), focal and cross-entropy
+$PY $B --budgets 0.1 --losses focal --selection cover --tag _recipe --set ensemble=3 'ensemble_selection="validation"'
+$PY $B --budgets 0.1 --losses ce --selection cover --tag _recipe --set ensemble=3 'ensemble_selection="validation"'
+$PY $H --budgets 0.1 0.01 --losses ce --selection cover --tag _recipe --set ensemble=3 'ensemble_selection="validation"'
