@@ -86,3 +86,15 @@ def test_config_file_and_flags(tmp_path) -> None:  # type: ignore[no-untyped-def
     assert c.loss == "ce" and c.label_sample == 2
     c = load_config(toml, {"label_budget.fraction": 0.05})
     assert c.label_budget.fraction == 0.05 and c.label_budget.count is None
+
+
+def test_defaults_are_the_measured_recipe_and_the_ensemble_flag_overrides(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from training.config import TrainConfig, load_config
+
+    default = TrainConfig()
+    assert default.ensemble == 3 and default.ensemble_selection == "validation"
+    assert default.label_budget.selection == "cover" and default.loss == "focal"
+    toml = tmp_path / "c.toml"
+    toml.write_text("ensemble = 5\n")
+    assert load_config(toml, {"ensemble": 1}).ensemble == 1
+    assert load_config(toml, {"ensemble": None}).ensemble == 5
