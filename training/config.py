@@ -41,7 +41,7 @@ class TrainConfig(BaseModel):
     # Members trained with seeds seed, seed+1, ... over the shared frozen lower layers; the
     # checkpoint serves the mean probability of those validation selects, as one model
     # (training.model, training.ensemble). One BGL run in three got stuck (validation F1
-    # 0.59-0.71 against 0.85-0.93): three restarts, chosen on validation, avoid serving it.
+    # 0.64-0.71 against 0.85-0.93): three restarts, chosen on validation, avoid serving it.
     ensemble: int = Field(default=3, ge=1)
     ensemble_selection: EnsembleSelection = "validation"  # training.ensemble
     verbalizer: dict[str, tuple[str, ...]] = Field(
