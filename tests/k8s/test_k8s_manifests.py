@@ -298,3 +298,34 @@ def test_train_job_publishes_atomically() -> None:
     assert script.index("export-onnx") < script.index('mv "$staging"') < script.index("mv -T")
     for name in ("manifest.json", "model.onnx", "model.int8.onnx", "tokenizer.json"):
         assert name in script
+
+
+def test_train_job_commands_parse_with_the_real_command_lines() -> None:
+    """The job's `logprompt train` and `export-onnx` lines are accepted by the CLIs' own
+    parsers (they were not: `--data`, `--checkpoint` and `--output` do not exist there)."""
+    import shlex
+    import string
+
+    import typer
+
+    from export.cli import build_parser
+    from training.cli import register
+
+    (job,) = yaml.safe_load_all((K8S / "jobs" / "train-job.yaml").read_text())
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"]} | {"staging": "/models/.staging-x"}
+    script = container["args"][0].replace("\\\n", " ")
+    lines = {line.split()[0] + " " + line.split()[1]: line for line in
+             (raw.strip() for raw in script.splitlines()) if line.startswith(
+                 ("logprompt train", "export-onnx"))}
+    train = shlex.split(string.Template(lines["logprompt train"]).substitute(env))
+    export = shlex.split(string.Template(next(v for k, v in lines.items()
+                                              if k.startswith("export-onnx"))).substitute(env))
+    app = typer.Typer()
+    register(app)
+    group = typer.main.get_command(app)
+    root = group.make_context("logprompt", ["train"], resilient_parsing=True)
+    ctx = group.get_command(root, "train").make_context("train", train[2:])  # type: ignore[attr-defined]
+    assert ctx.params["dataset"] == "hdfs" and str(ctx.params["datasets_root"]) == "/data"
+    args = build_parser().parse_args(export[1:])
+    assert str(args.checkpoint) == "/scratch/run" and str(args.output) == "/models/.staging-x"
