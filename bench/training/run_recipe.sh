@@ -45,3 +45,8 @@ $PY $H --budgets 0.01 0.1 --losses focal --selection cover --tag _cover_seed2 --
 $PY $B --budgets 0.1 --losses focal --selection cover --tag _recipe --set ensemble=3 'ensemble_selection="validation"'
 $PY $B --budgets 0.1 --losses ce --selection cover --tag _recipe --set ensemble=3 'ensemble_selection="validation"'
 $PY $H --budgets 0.1 0.01 --losses ce --selection cover --tag _recipe --set ensemble=3 'ensemble_selection="validation"'
+# HDFS 100%: every window labelled (one set for every label sample), so sample 0 only; seed 0
+# is the _a25e10m300 row above, seeds 1 and 2 complete the ensemble
+H1C="--dataset hdfs --dataset-cache /tmp/ds_hdfs.pkl --results $R/hdfs_explore.jsonl --samples 0 --budgets 1.0 --losses focal --selection cover"
+$PY $H1C --tag _cover_seed1 --set seed=1 ensemble=1
+$PY $H1C --tag _cover_seed2 --set seed=2 ensemble=1
