@@ -34,6 +34,8 @@ def main() -> None:
     parser.add_argument("--min-seconds", type=float, default=1.5)
     parser.add_argument("--out", type=Path, default=OUT / "serving_cost")
     args = parser.parse_args()
+    if len({path.name for path in args.bundles}) < len(args.bundles):
+        parser.error("bundle directories need distinct names (they label the rows)")
     load_start = os.getloadavg()
     scorers = {(path, variant): load_bundle(path, execution_provider="cpu", variant=variant,
                                             intra_op_threads=args.threads,
@@ -44,14 +46,15 @@ def main() -> None:
     test = load_dataset(dataset, config=first.pipeline_config).windows["test"]
     order = list(range(len(test)))
     random.Random(0).shuffle(order)  # batches mix lengths, as a live stream does
+    prompts = {path: list(dict.fromkeys(scorers[path, "fp32"].encoder.encode(
+        test[i].window.templates, test[i].window.template_ids) for i in order))
+        for path in args.bundles}  # both variants of a bundle share its encoder
     rates: dict[str, dict[str, float]] = {}
     for size in args.batch_sizes:
         batches: dict[str, list[list[Any]]] = {}
         for (path, variant), scorer in scorers.items():
-            prompts = list(dict.fromkeys(scorer.encoder.encode(
-                test[i].window.templates, test[i].window.template_ids) for i in order))
-            batches[f"{path.name} {variant}"] = [prompts[i : i + size]
-                                                 for i in range(0, len(prompts), size)]
+            batches[f"{path.name} {variant}"] = [prompts[path][i : i + size]
+                                                 for i in range(0, len(prompts[path]), size)]
             scorer.score(batches[f"{path.name} {variant}"][0])  # warm-up
         rounds: dict[str, list[float]] = {name: [] for name in batches}
         for _ in range(args.rounds):

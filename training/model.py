@@ -212,14 +212,10 @@ class PromptModel(nn.Module):
             return top
         if start != self.spec.shared_layers:
             raise ValueError(f"an ensemble's members start after layer {self.spec.shared_layers}")
-        enc: Any = self.encoder
-        ext = enc.get_extended_attention_mask(attention_mask, attention_mask.shape)
         log_probs = [torch.log_softmax(top.float(), dim=-1)]
         for member in self.extra_members:
             assert isinstance(member, MemberTop)
-            h = hidden
-            for layer in member.layers:
-                h = layer(h, attention_mask=ext)[0]
+            h = self.run_layers(hidden, attention_mask, start, layers=list(member.layers))
             logits = self.classify(h, input_ids, member.head)
             log_probs.append(torch.log_softmax(logits.float(), dim=-1))
         stacked = torch.stack(log_probs, dim=0)
@@ -240,12 +236,14 @@ class PromptModel(nn.Module):
         return self.run_layers(hidden, attention_mask, 0, n_lower)
 
     def run_layers(self, hidden: torch.Tensor, attention_mask: torch.Tensor, start: int,
-                   stop: int | None = None) -> torch.Tensor:
-        """Encoder layers ``start:stop`` on hidden states (same maths as the encoder's own
-        forward; checked by the tests)."""
+                   stop: int | None = None, layers: Sequence[nn.Module] | None = None
+                   ) -> torch.Tensor:
+        """Encoder layers ``start:stop`` (or the given ``layers``, e.g. an ensemble member's
+        own) on hidden states; the same maths as the encoder's own forward (checked by the
+        tests)."""
         enc: Any = self.encoder
         ext = enc.get_extended_attention_mask(attention_mask, attention_mask.shape)
-        for layer in enc.encoder.layer[start:stop]:
+        for layer in enc.encoder.layer[start:stop] if layers is None else layers:
             hidden = layer(hidden, attention_mask=ext)[0]
         return hidden
 
@@ -307,10 +305,11 @@ def assemble_ensemble(members: Sequence[PromptModel], shared_layers: int) -> Pro
     ensemble.head = first.head
     ensemble.soft_embeddings = first.soft_embeddings
     for extra, member in zip(ensemble.extra_members, members[1:], strict=True):
-        top: Any = extra
+        assert isinstance(extra, MemberTop)
         enc: Any = member.encoder
-        top.layers.load_state_dict(nn.ModuleList(enc.encoder.layer[shared_layers:]).state_dict())
-        top.head.load_state_dict(member.head.state_dict())
+        extra.layers.load_state_dict(
+            nn.ModuleList(enc.encoder.layer[shared_layers:]).state_dict())
+        extra.head.load_state_dict(member.head.state_dict())
     return ensemble
 
 

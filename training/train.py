@@ -192,9 +192,8 @@ def train(config: TrainConfig, dataset: Dataset | None = None, resume: Path | No
         members.append(_fit(run, model.to(device), seed, state, resume_state, label))
 
     chosen: tuple[int, ...] = (0,)
-    if len(members) == 1:
-        model, best_thr = members[0].model, members[0].threshold
-    else:
+    model = members[0].model
+    if len(members) > 1:
         assert run.n_lower is not None
         chosen = select_members([run.scores(m.model, run.val_prompts) for m in members],
                                 run.val_y, config.ensemble_selection)
@@ -204,10 +203,8 @@ def train(config: TrainConfig, dataset: Dataset | None = None, resume: Path | No
                      "" if k in chosen else " (left out)")
     ts = time.perf_counter()
     val_scores = run.scores(model, run.val_prompts)
-    if len(chosen) > 1:
-        best_thr = best_threshold(val_scores, run.val_y)[0]
-    elif len(members) > 1:
-        best_thr = members[chosen[0]].threshold
+    # The served model's own best threshold (for a single member: the one training chose).
+    best_thr = best_threshold(val_scores, run.val_y)[0]
     metrics: dict[str, Any] = {"val": binary_metrics(val_scores, run.val_y, best_thr)}
     arrays = {"val_scores": val_scores, "val_labels": run.val_y}
     if config.evaluate_test:
